@@ -1,0 +1,343 @@
+//! Log compaction (`cleanup.policy=compact`): keep the latest record of each
+//! key, drop tombstones once `delete.retention.ms` has passed, keep offsets.
+//!
+//! One pass, as Kafka's `LogCleaner` does it:
+//! 1. The cleanable range is the prefix of non-active segments that lie
+//!    wholly below the caller's bound (the high watermark) and are older than
+//!    `min.compaction.lag.ms`. Its part after the cleaner's checkpoint
+//!    (`first_dirty_offset`) is dirty.
+//! 2. An offset map (key -> latest offset) is built over the dirty part,
+//!    bounded by [`DEDUPE_BYTES_MAX`] of keys; the pass stops at the last
+//!    segment that fit.
+//! 3. Each group of consecutive segments (together at most `segment.bytes`)
+//!    is rewritten: a record survives if no later offset holds its key.
+//!    Batches whose records all survive are copied byte for byte; others are
+//!    rebuilt with the same base offset, `lastOffsetDelta`, producer fields
+//!    and codec, so offsets and sequence numbers are unchanged (as Kafka's
+//!    `MemoryRecords.filterTo` does for v2). Batches with no survivor go.
+//! 4. The new segment is written as `<base>.log.cleaned`, fsynced, renamed to
+//!    `<base>.log.swap`, the old files deleted, and the swap renamed into
+//!    place; `Log::open` finishes a swap interrupted by a crash.
+//!
+//! Tombstones: a tombstone is removed only from a segment that a previous
+//! pass already cleaned and whose largest timestamp is more than
+//! `delete.retention.ms` old, so it stays visible for at least that long
+//! after it was first compacted (the intent of Kafka's legacy delete horizon).
+//! Departure from Kafka: transactional data and control batches are kept as
+//! they are; aborted-transaction removal arrives with transactions.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io::Write;
+
+use tracing::info;
+
+use crate::batch::{self, pos, BatchHeader, TimestampType, HEADER_BYTES, LOG_OVERHEAD};
+use crate::checkpoint;
+use crate::compression::{self, Compression};
+use crate::error::{LogError, Result};
+use crate::log::Log;
+use crate::records::RecordIter;
+use crate::segment::{file_name, Segment};
+
+/// The most key bytes one pass keeps in its offset map (Kafka's
+/// `log.cleaner.dedupe.buffer.size` default).
+pub const DEDUPE_BYTES_MAX: usize = 128 << 20;
+
+/// What one compaction pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CleanStats {
+    pub segments_read: usize,
+    pub segments_written: usize,
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub records_removed: u64,
+    pub tombstones_removed: u64,
+}
+
+impl Log {
+    /// Non-active segments, as a prefix, that a pass may clean.
+    fn cleanable_bases(&self, now_ms: i64, upper_bound: i64) -> Vec<i64> {
+        let active = *self.segments.keys().next_back().expect("active segment");
+        let mut out = Vec::new();
+        for (base, segment) in &self.segments {
+            if *base == active
+                || segment.next_offset() > upper_bound
+                || now_ms - segment.largest_timestamp() < self.config.min_compaction_lag_ms
+            {
+                break;
+            }
+            out.push(*base);
+        }
+        out
+    }
+
+    /// Dirty bytes over cleanable bytes: the cleaner runs a log whose ratio
+    /// reaches `min.cleanable.dirty.ratio`.
+    pub fn cleanable_dirty_ratio(&self, now_ms: i64, upper_bound: i64) -> f64 {
+        let mut total = 0u64;
+        let mut dirty = 0u64;
+        for base in self.cleanable_bases(now_ms, upper_bound) {
+            let s = &self.segments[&base];
+            total += s.size();
+            if s.next_offset() > self.first_dirty_offset {
+                dirty += s.size();
+            }
+        }
+        if total == 0 {
+            0.0
+        } else {
+            dirty as f64 / total as f64
+        }
+    }
+
+    /// Compacts if the topic is compacted and its dirty ratio has reached
+    /// `min.cleanable.dirty.ratio`.
+    pub fn maybe_compact(&mut self, now_ms: i64, upper_bound: i64) -> Result<Option<CleanStats>> {
+        let ratio = self.cleanable_dirty_ratio(now_ms, upper_bound);
+        if !self.config.cleanup_policy_compact
+            || ratio == 0.0
+            || ratio < self.config.min_cleanable_dirty_ratio
+        {
+            return Ok(None);
+        }
+        self.compact(now_ms, upper_bound).map(Some)
+    }
+
+    /// Runs one compaction pass over the segments below `upper_bound`.
+    pub fn compact(&mut self, now_ms: i64, upper_bound: i64) -> Result<CleanStats> {
+        let mut stats = CleanStats::default();
+        let cleanable = self.cleanable_bases(now_ms, upper_bound);
+        let previous_dirty = self.first_dirty_offset;
+
+        // Offset map over the dirty part, bounded by DEDUPE_BYTES_MAX.
+        let mut latest: HashMap<Vec<u8>, i64> = HashMap::new();
+        let mut key_bytes = 0usize;
+        let mut end_base_index = 0;
+        for (i, base) in cleanable.iter().enumerate() {
+            let segment = &self.segments[base];
+            if segment.next_offset() <= previous_dirty {
+                end_base_index = i + 1;
+                continue;
+            }
+            if key_bytes > DEDUPE_BYTES_MAX && end_base_index > 0 {
+                break;
+            }
+            for_each_record(segment, |offset, key, _| {
+                if let Some(key) = key {
+                    if let Some(o) = latest.get_mut(key) {
+                        *o = offset;
+                    } else {
+                        key_bytes += key.len();
+                        latest.insert(key.to_vec(), offset);
+                    }
+                }
+            })?;
+            end_base_index = i + 1;
+        }
+        let to_clean = &cleanable[..end_base_index];
+        let Some(&last_base) = to_clean.last() else {
+            return Ok(stats);
+        };
+        if self.segments[&last_base].next_offset() <= previous_dirty {
+            return Ok(stats);
+        }
+        let clean_end = self.segments[&last_base].next_offset();
+        let tombstone_horizon = now_ms.saturating_sub(self.config.delete_retention_ms);
+
+        for group in self.group_segments(to_clean) {
+            let group_base = group[0];
+            let cleaned_path = self
+                .dir
+                .join(format!("{}.cleaned", file_name(group_base, "log")));
+            let swap_path = self
+                .dir
+                .join(format!("{}.swap", file_name(group_base, "log")));
+            let mut out = fs::File::create(&cleaned_path).map_err(LogError::io(&cleaned_path))?;
+            let mut written = 0u64;
+            for base in &group {
+                let segment = &self.segments[base];
+                stats.segments_read += 1;
+                stats.bytes_read += segment.size();
+                let drop_tombstones = segment.next_offset() <= previous_dirty
+                    && segment.largest_timestamp() < tombstone_horizon;
+                let mut position = 0;
+                while position < segment.size() {
+                    let header = segment.header_at(position)?;
+                    let bytes = segment.batch_at(position, &header)?;
+                    position += header.size_bytes() as u64;
+                    let filtered =
+                        filter_batch(&bytes, &header, &latest, drop_tombstones, &mut stats)
+                            .map_err(|e| LogError::CorruptFile {
+                                path: segment.log_path().to_path_buf(),
+                                reason: e.to_string(),
+                            })?;
+                    let kept: &[u8] = match &filtered {
+                        Filtered::Unchanged => &bytes,
+                        Filtered::Rebuilt(b) => b,
+                        Filtered::Empty => continue,
+                    };
+                    out.write_all(kept).map_err(LogError::io(&cleaned_path))?;
+                    written += kept.len() as u64;
+                }
+            }
+            out.sync_all().map_err(LogError::io(&cleaned_path))?;
+            drop(out);
+            fs::rename(&cleaned_path, &swap_path).map_err(LogError::io(&cleaned_path))?;
+            checkpoint::sync_dir(&self.dir)?;
+            for base in &group {
+                if let Some(old) = self.segments.remove(base) {
+                    old.delete()?;
+                }
+            }
+            fs::rename(&swap_path, Segment::path_for(&self.dir, group_base, "log"))
+                .map_err(LogError::io(&swap_path))?;
+            checkpoint::sync_dir(&self.dir)?;
+            let (mut segment, _) = Segment::open(&self.dir, group_base, &self.config, now_ms)?;
+            segment.recover(None)?;
+            segment.flush()?;
+            self.segments.insert(group_base, segment);
+            stats.segments_written += 1;
+            stats.bytes_written += written;
+        }
+        self.first_dirty_offset = clean_end;
+        info!(
+            dir = %self.dir.display(),
+            segments = stats.segments_read,
+            bytes_read = stats.bytes_read,
+            bytes_written = stats.bytes_written,
+            records_removed = stats.records_removed,
+            "compacted log up to offset {clean_end}"
+        );
+        Ok(stats)
+    }
+
+    /// Consecutive segments whose sizes add up to at most `segment.bytes`
+    /// and whose offsets fit one segment's relative range.
+    fn group_segments(&self, bases: &[i64]) -> Vec<Vec<i64>> {
+        let mut groups: Vec<Vec<i64>> = Vec::new();
+        let mut size = 0u64;
+        for base in bases {
+            let s = &self.segments[base];
+            let fits = groups.last().is_some_and(|g| {
+                size + s.size() <= self.config.segment_bytes
+                    && s.next_offset() - g[0] <= i64::from(i32::MAX)
+            });
+            if fits {
+                size += s.size();
+                groups.last_mut().expect("checked").push(*base);
+            } else {
+                size = s.size();
+                groups.push(vec![*base]);
+            }
+        }
+        groups
+    }
+}
+
+/// Calls `f(offset, key, is_tombstone)` for every record of a segment's
+/// plain batches. Control and transactional batches are skipped: until the
+/// cleaner knows which transactions were aborted, a transactional record must
+/// not supersede (and so erase) an older committed one.
+fn for_each_record(segment: &Segment, mut f: impl FnMut(i64, Option<&[u8]>, bool)) -> Result<()> {
+    let mut position = 0;
+    while position < segment.size() {
+        let header = segment.header_at(position)?;
+        if !header.is_control() && !header.is_transactional() {
+            let bytes = segment.batch_at(position, &header)?;
+            let corrupt = |e: crate::error::BatchError| LogError::CorruptFile {
+                path: segment.log_path().to_path_buf(),
+                reason: e.to_string(),
+            };
+            let records = records_section(&bytes, &header).map_err(corrupt)?;
+            for record in RecordIter::new(&records, header.record_count).map_err(corrupt)? {
+                let r = record.map_err(corrupt)?;
+                f(
+                    header.base_offset + i64::from(r.offset_delta),
+                    r.key,
+                    r.value.is_none(),
+                );
+            }
+        }
+        position += header.size_bytes() as u64;
+    }
+    Ok(())
+}
+
+fn records_section(
+    batch: &[u8],
+    header: &BatchHeader,
+) -> Result<Vec<u8>, crate::error::BatchError> {
+    let codec = header.compression()?;
+    let section = &batch[HEADER_BYTES..];
+    compression::decompress(codec, section, compression::decompressed_bytes_max(1 << 20))
+}
+
+enum Filtered {
+    Unchanged,
+    Rebuilt(Vec<u8>),
+    Empty,
+}
+
+fn filter_batch(
+    bytes: &[u8],
+    header: &BatchHeader,
+    latest: &HashMap<Vec<u8>, i64>,
+    drop_tombstones: bool,
+    stats: &mut CleanStats,
+) -> Result<Filtered, crate::error::BatchError> {
+    if header.is_control() || header.is_transactional() {
+        return Ok(Filtered::Unchanged);
+    }
+    let records = records_section(bytes, header)?;
+    let mut kept = Vec::with_capacity(records.len());
+    let mut kept_count = 0i32;
+    let mut max_timestamp = -1i64;
+    let mut removed_any = false;
+    for record in RecordIter::new(&records, header.record_count)? {
+        let r = record?;
+        let offset = header.base_offset + i64::from(r.offset_delta);
+        let superseded = match r.key {
+            None => true,
+            Some(k) => latest.get(k).is_some_and(|&newest| newest > offset),
+        };
+        let expired_tombstone = r.value.is_none() && drop_tombstones;
+        if superseded || expired_tombstone {
+            removed_any = true;
+            stats.records_removed += 1;
+            if !superseded {
+                stats.tombstones_removed += 1;
+            }
+            continue;
+        }
+        kept.extend_from_slice(r.bytes);
+        kept_count += 1;
+        max_timestamp = max_timestamp.max(header.base_timestamp.saturating_add(r.timestamp_delta));
+    }
+    if !removed_any {
+        return Ok(Filtered::Unchanged);
+    }
+    if kept_count == 0 {
+        return Ok(Filtered::Empty);
+    }
+    let codec = header.compression()?;
+    let section = if codec == Compression::None {
+        kept
+    } else {
+        compression::compress(codec, &kept)?
+    };
+    let mut out = Vec::with_capacity(HEADER_BYTES + section.len());
+    out.extend_from_slice(&bytes[..HEADER_BYTES]);
+    out.extend_from_slice(&section);
+    let length = (out.len() - LOG_OVERHEAD) as i32;
+    out[pos::LENGTH..pos::LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    out[pos::RECORD_COUNT..pos::RECORD_COUNT + 4].copy_from_slice(&kept_count.to_be_bytes());
+    if header.timestamp_type() == TimestampType::CreateTime {
+        out[pos::MAX_TIMESTAMP..pos::MAX_TIMESTAMP + 8]
+            .copy_from_slice(&max_timestamp.to_be_bytes());
+    }
+    let crc = batch::compute_crc(&out);
+    out[pos::CRC..pos::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    debug_assert!(batch::check_batch(&out).is_ok());
+    Ok(Filtered::Rebuilt(out))
+}

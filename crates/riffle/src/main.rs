@@ -1,0 +1,82 @@
+//! `riffle`: the server binary and the operator subcommands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod dump_log;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "riffle",
+    version,
+    about = "A Kafka-compatible event streaming platform"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a broker and controller (arrives with the single-node broker issue).
+    Server {
+        /// A server.properties file with Kafka's property names.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the batches (and optionally records) of segment files or a
+    /// partition directory, like Kafka's kafka-dump-log.
+    DumpLog {
+        /// `.log` segment files or partition directories.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also print every record's offset, timestamp, key and value sizes.
+        #[arg(long)]
+        print_records: bool,
+        /// Check the segment's indexes against its batches.
+        #[arg(long)]
+        verify_index: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Server { config } => {
+            let from = config.map_or("the embedded default".to_string(), |p| {
+                p.display().to_string()
+            });
+            eprintln!(
+                "riffle server ({from}): the broker arrives with the single-node broker issue; \
+                 this build has the storage engine only (try `riffle dump-log`)."
+            );
+            Ok(())
+        }
+        Command::DumpLog {
+            files,
+            print_records,
+            verify_index,
+        } => dump_log::run(
+            &files,
+            print_records,
+            verify_index,
+            &mut std::io::stdout().lock(),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("riffle: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
