@@ -61,10 +61,11 @@ impl Log {
         let active = *self.segments.keys().next_back().expect("active segment");
         let mut out = Vec::new();
         for (base, segment) in &self.segments {
-            if *base == active
-                || segment.next_offset() > upper_bound
-                || now_ms - segment.largest_timestamp() < self.config.min_compaction_lag_ms
-            {
+            // As in Kafka, the lag applies only when it is set (> 0), so
+            // records stamped ahead of the broker's clock are still cleaned.
+            let too_young = self.config.min_compaction_lag_ms > 0
+                && now_ms - segment.largest_timestamp() < self.config.min_compaction_lag_ms;
+            if *base == active || segment.next_offset() > upper_bound || too_young {
                 break;
             }
             out.push(*base);
