@@ -122,11 +122,15 @@ impl BatchHeader {
     pub fn size_bytes(&self) -> usize {
         self.batch_length.max(0) as usize + LOG_OVERHEAD
     }
+    /// Saturating: base offset and leader epoch are outside the CRC, so a
+    /// corrupt file can hold any value there; [`check_batch`] refuses
+    /// offsets that do not fit.
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
     pub fn next_offset(&self) -> i64 {
-        self.last_offset() + 1
+        self.last_offset().saturating_add(1)
     }
     /// The compression codec id (attribute bits 0-2).
     pub fn compression_id(&self) -> u8 {
@@ -192,6 +196,17 @@ pub fn check_batch(buf: &[u8]) -> Result<BatchHeader, BatchError> {
         return Err(BatchError::InvalidRecord(format!(
             "negative record count {}",
             header.record_count
+        )));
+    }
+    let offsets_fit = header.base_offset >= 0
+        && header
+            .base_offset
+            .checked_add(i64::from(header.last_offset_delta) + 1)
+            .is_some();
+    if !offsets_fit {
+        return Err(BatchError::InvalidRecord(format!(
+            "offsets {} + {} are out of range",
+            header.base_offset, header.last_offset_delta
         )));
     }
     Ok(header)

@@ -254,7 +254,7 @@ fn for_each_record(segment: &Segment, mut f: impl FnMut(i64, Option<&[u8]>, bool
             for record in RecordIter::new(&records, header.record_count).map_err(corrupt)? {
                 let r = record.map_err(corrupt)?;
                 f(
-                    header.base_offset + i64::from(r.offset_delta),
+                    header.base_offset.saturating_add(i64::from(r.offset_delta)),
                     r.key,
                     r.value.is_none(),
                 );
@@ -297,7 +297,7 @@ fn filter_batch(
     let mut removed_any = false;
     for record in RecordIter::new(&records, header.record_count)? {
         let r = record?;
-        let offset = header.base_offset + i64::from(r.offset_delta);
+        let offset = header.base_offset.saturating_add(i64::from(r.offset_delta));
         let superseded = match r.key {
             None => true,
             Some(k) => latest.get(k).is_some_and(|&newest| newest > offset),

@@ -85,7 +85,9 @@ fn base_offset_of(name: &str, extension: &str) -> Option<i64> {
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    stem.parse().ok()
+    // Offsets are far below this; refusing larger names keeps base plus a
+    // 32-bit relative offset from overflowing.
+    stem.parse().ok().filter(|b: &i64| *b <= i64::MAX / 2)
 }
 
 impl Log {

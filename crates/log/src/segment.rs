@@ -676,7 +676,9 @@ pub fn record_timestamps(
     let mut out = Vec::new();
     for record in RecordIter::new(records, header.record_count)? {
         let record = record?;
-        let offset = header.base_offset + i64::from(record.offset_delta);
+        let offset = header
+            .base_offset
+            .saturating_add(i64::from(record.offset_delta));
         let ts = match header.timestamp_type() {
             TimestampType::LogAppendTime => header.max_timestamp,
             TimestampType::CreateTime => {

@@ -23,7 +23,12 @@ fn compacted_config() -> LogConfig {
 
 /// Appends `rounds` of updates to `keys` keys; returns key -> (offset, value)
 /// of the latest write.
-fn fill(log: &mut Log, keys: usize, rounds: usize, codec: Compression) -> BTreeMap<String, (i64, Option<Vec<u8>>)> {
+fn fill(
+    log: &mut Log,
+    keys: usize,
+    rounds: usize,
+    codec: Compression,
+) -> BTreeMap<String, (i64, Option<Vec<u8>>)> {
     let mut latest = BTreeMap::new();
     for round in 0..rounds {
         let recs: Vec<Rec> = (0..keys)
@@ -31,13 +36,22 @@ fn fill(log: &mut Log, keys: usize, rounds: usize, codec: Compression) -> BTreeM
                 if round == rounds - 1 && k % 5 == 0 {
                     Rec::tombstone(&format!("key-{k}"), T0 + round as i64)
                 } else {
-                    Rec::kv(&format!("key-{k}"), &format!("round-{round}"), T0 + round as i64)
+                    Rec::kv(
+                        &format!("key-{k}"),
+                        &format!("round-{round}"),
+                        T0 + round as i64,
+                    )
                 }
             })
             .collect();
-        let info = log.append_as_leader(validated(&recs, codec, log.config()), 0, T0).unwrap();
+        let info = log
+            .append_as_leader(validated(&recs, codec, log.config()), 0, T0)
+            .unwrap();
         for (i, r) in recs.iter().enumerate() {
-            latest.insert(format!("key-{i}"), (info.first_offset + i as i64, r.value.clone()));
+            latest.insert(
+                format!("key-{i}"),
+                (info.first_offset + i as i64, r.value.clone()),
+            );
         }
     }
     latest
@@ -45,7 +59,8 @@ fn fill(log: &mut Log, keys: usize, rounds: usize, codec: Compression) -> BTreeM
 
 fn append_other(log: &mut Log) {
     let recs = vec![Rec::kv("other", "x", T0)];
-    log.append_as_leader(validated(&recs, Compression::None, log.config()), 0, T0).unwrap();
+    log.append_as_leader(validated(&recs, Compression::None, log.config()), 0, T0)
+        .unwrap();
 }
 
 /// The last (offset, value) read for each key, checking offsets increase.
@@ -55,7 +70,10 @@ fn latest_seen(log: &Log) -> BTreeMap<String, (i64, Option<Vec<u8>>)> {
     for r in read_all(log, log.log_start_offset()) {
         assert!(r.offset > last, "offsets increase");
         last = r.offset;
-        out.insert(String::from_utf8(r.key.unwrap().to_vec()).unwrap(), (r.offset, r.value.map(|v| v.to_vec())));
+        out.insert(
+            String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
+            (r.offset, r.value.map(|v| v.to_vec())),
+        );
     }
     out
 }
@@ -81,7 +99,12 @@ fn keeps_the_latest_record_per_key_at_its_offset() {
         let before = log.size_bytes();
         let stats = log.compact(T0, end).unwrap();
         assert!(stats.records_removed > 0, "{codec:?}");
-        assert!(log.size_bytes() < before / 4, "{codec:?}: {} -> {}", before, log.size_bytes());
+        assert!(
+            log.size_bytes() < before / 4,
+            "{codec:?}: {} -> {}",
+            before,
+            log.size_bytes()
+        );
         assert_eq!(log.log_end_offset(), end, "offsets are kept");
         assert_eq!(survivors(&log), latest, "{codec:?}");
         // Tombstones survive the first pass.
@@ -130,10 +153,21 @@ fn respects_the_upper_bound_and_never_touches_the_active_segment() {
     let before = read_all(&log, 0).len();
     let active_base = *log.segment_base_offsets().last().unwrap();
     log.compact(T0, log.log_end_offset()).unwrap();
-    let active: Vec<_> = read_all(&log, 0).into_iter().filter(|r| r.offset >= active_base).collect();
-    assert_eq!(active.len() as i64, log.log_end_offset() - active_base, "active segment untouched");
+    let active: Vec<_> = read_all(&log, 0)
+        .into_iter()
+        .filter(|r| r.offset >= active_base)
+        .collect();
+    assert_eq!(
+        active.len() as i64,
+        log.log_end_offset() - active_base,
+        "active segment untouched"
+    );
     assert!(read_all(&log, 0).len() < before);
-    assert_eq!(log.maybe_compact(T0, log.log_end_offset()).unwrap(), None, "nothing dirty left");
+    assert_eq!(
+        log.maybe_compact(T0, log.log_end_offset()).unwrap(),
+        None,
+        "nothing dirty left"
+    );
 }
 
 #[test]
@@ -161,11 +195,18 @@ fn a_crash_during_the_swap_is_completed_at_open() {
         tmp.path().join(format!("{first:020}.log.swap")),
     )
     .unwrap();
-    fs::write(tmp.path().join(format!("{:020}.log.cleaned", bases[1])), b"partial").unwrap();
+    fs::write(
+        tmp.path().join(format!("{:020}.log.cleaned", bases[1])),
+        b"partial",
+    )
+    .unwrap();
     let first_path = tmp.path().join(format!("{first:020}.log"));
     let uncompacted = fs::metadata(&first_path).unwrap().len();
     let log = Log::open(tmp.path(), compacted_config(), LoadState::unclean(T0)).unwrap();
-    assert!(fs::metadata(&first_path).unwrap().len() < uncompacted, "the swap replaced the segment");
+    assert!(
+        fs::metadata(&first_path).unwrap().len() < uncompacted,
+        "the swap replaced the segment"
+    );
     assert!(!tmp.path().join(format!("{first:020}.log.swap")).exists());
     assert_eq!(log.log_end_offset(), end);
     // Every key's latest value is still there, at its offset, and nothing

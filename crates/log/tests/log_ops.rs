@@ -24,7 +24,13 @@ fn open(dir: &std::path::Path, config: LogConfig) -> Log {
 
 fn append(log: &mut Log, n: usize, ts: i64, epoch: i32) -> riffle_log::AppendInfo {
     let recs: Vec<Rec> = (0..n)
-        .map(|i| Rec::kv(&format!("key-{i}"), &format!("value-{}-{i}", log.log_end_offset()), ts))
+        .map(|i| {
+            Rec::kv(
+                &format!("key-{i}"),
+                &format!("value-{}-{i}", log.log_end_offset()),
+                ts,
+            )
+        })
         .collect();
     let batch = validated(&recs, Compression::None, log.config());
     log.append_as_leader(batch, epoch, ts).unwrap()
@@ -35,9 +41,15 @@ fn leader_append_assigns_offsets_and_round_trips_through_kafka_protocol() {
     let tmp = tempfile::tempdir().unwrap();
     let mut log = open(tmp.path(), LogConfig::default());
     let mut expected = Vec::new();
-    for (i, codec) in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd]
-        .into_iter()
-        .enumerate()
+    for (i, codec) in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .enumerate()
     {
         let recs: Vec<Rec> = (0..4)
             .map(|j| Rec {
@@ -83,9 +95,14 @@ fn log_append_time_overwrites_timestamps_and_keeps_the_crc_valid() {
     assert_eq!(info.log_append_time_ms, T0 + 42);
     // kafka-protocol's decoder checks the CRC.
     let got = read_all(&log, 0);
-    assert!(got.iter().all(|r| r.timestamp_type == kafka_protocol::records::TimestampType::LogAppend));
+    assert!(got
+        .iter()
+        .all(|r| r.timestamp_type == kafka_protocol::records::TimestampType::LogAppend));
     assert_eq!(log.max_timestamp().unwrap().unwrap().timestamp, T0 + 42);
-    assert_eq!(log.offset_for_timestamp(T0 + 42).unwrap().unwrap().offset, 0);
+    assert_eq!(
+        log.offset_for_timestamp(T0 + 42).unwrap().unwrap().offset,
+        0
+    );
 }
 
 #[test]
@@ -96,18 +113,47 @@ fn reads_return_whole_batches_within_budget_and_bound() {
         append(&mut log, 5, T0, 0);
     }
     let one = log.read(0, 1, i64::MAX, true).unwrap().unwrap();
-    assert_eq!((one.first_offset, one.last_offset), (0, 4), "KIP-74: at least one whole batch");
-    assert!(log.read(0, 1, i64::MAX, false).unwrap().is_none() || log.read(0, 1, i64::MAX, false).unwrap().unwrap().len == 0);
-    let sizes: Vec<u64> = (1..4).map(|b| log.read(b * 5, 1, i64::MAX, true).unwrap().unwrap().len).collect();
+    assert_eq!(
+        (one.first_offset, one.last_offset),
+        (0, 4),
+        "KIP-74: at least one whole batch"
+    );
+    assert!(
+        log.read(0, 1, i64::MAX, false).unwrap().is_none()
+            || log.read(0, 1, i64::MAX, false).unwrap().unwrap().len == 0
+    );
+    let sizes: Vec<u64> = (1..4)
+        .map(|b| log.read(b * 5, 1, i64::MAX, true).unwrap().unwrap().len)
+        .collect();
     let budget = sizes.iter().sum::<u64>() + 1;
     let three = log.read(7, budget, i64::MAX, true).unwrap().unwrap();
-    assert_eq!((three.first_offset, three.last_offset), (5, 19), "starts at the batch holding 7");
-    assert_eq!(three.len, budget - 1, "whole batches within the byte budget");
+    assert_eq!(
+        (three.first_offset, three.last_offset),
+        (5, 19),
+        "starts at the batch holding 7"
+    );
+    assert_eq!(
+        three.len,
+        budget - 1,
+        "whole batches within the byte budget"
+    );
     let bounded = log.read(0, 1 << 20, 23, true).unwrap().unwrap();
-    assert_eq!(bounded.last_offset, 19, "no batch reaching the upper bound is returned");
-    assert!(log.read(20, 1 << 20, 23, true).unwrap().is_none(), "batch 20..=24 crosses the bound 23");
-    assert!(log.read(50, 1 << 20, i64::MAX, true).unwrap().is_none(), "at the log end: nothing yet");
-    assert!(matches!(log.read(51, 100, i64::MAX, true), Err(LogError::OffsetOutOfRange { .. })));
+    assert_eq!(
+        bounded.last_offset, 19,
+        "no batch reaching the upper bound is returned"
+    );
+    assert!(
+        log.read(20, 1 << 20, 23, true).unwrap().is_none(),
+        "batch 20..=24 crosses the bound 23"
+    );
+    assert!(
+        log.read(50, 1 << 20, i64::MAX, true).unwrap().is_none(),
+        "at the log end: nothing yet"
+    );
+    assert!(matches!(
+        log.read(51, 100, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     let records = decode_all(three.read_to_vec().unwrap());
     assert_eq!(records.first().unwrap().offset, 5);
 }
@@ -125,7 +171,9 @@ fn rolls_on_size_time_and_index_full() {
     }
     let dir = log.dir().to_path_buf();
     for base in log.segment_base_offsets() {
-        let size = fs::metadata(dir.join(format!("{base:020}.log"))).unwrap().len();
+        let size = fs::metadata(dir.join(format!("{base:020}.log")))
+            .unwrap()
+            .len();
         assert!(size <= 1024, "segment {base} is {size} bytes");
     }
     assert_eq!(read_all(&log, 0).len(), 120);
@@ -137,7 +185,11 @@ fn rolls_on_size_time_and_index_full() {
     append(&mut log, 1, T0 + 500, 0);
     assert_eq!(log.segment_count(), 1);
     append(&mut log, 1, T0 + 1500, 0);
-    assert_eq!(log.segment_base_offsets(), vec![0, 2], "segment.ms uses record timestamps");
+    assert_eq!(
+        log.segment_base_offsets(),
+        vec![0, 2],
+        "segment.ms uses record timestamps"
+    );
 
     let mut config = LogConfig::default();
     config.segment_index_bytes = 16; // two offset-index entries
@@ -162,14 +214,25 @@ fn retention_by_time_and_bytes_never_passes_the_high_watermark() {
     let segments = log.segment_count();
     assert!(segments > 2, "{segments} segments");
     // Nothing is old enough yet.
-    assert_eq!(log.delete_old_segments(T0 + 5_000, log.log_end_offset()).unwrap(), 0);
+    assert_eq!(
+        log.delete_old_segments(T0 + 5_000, log.log_end_offset())
+            .unwrap(),
+        0
+    );
     // Everything is old, but the high watermark protects what is above it.
     let deleted = log.delete_old_segments(T0 + 1_000_000, 30).unwrap();
     assert!(deleted > 0);
     assert!(log.log_start_offset() <= 30);
-    assert_eq!(read_all(&log, log.log_start_offset()).first().unwrap().offset, log.log_start_offset());
+    assert_eq!(
+        read_all(&log, log.log_start_offset())
+            .first()
+            .unwrap()
+            .offset,
+        log.log_start_offset()
+    );
     // With the high watermark at the end, all go and an empty active segment remains.
-    log.delete_old_segments(T0 + 1_000_000, log.log_end_offset()).unwrap();
+    log.delete_old_segments(T0 + 1_000_000, log.log_end_offset())
+        .unwrap();
     assert_eq!(log.log_start_offset(), 90);
     assert_eq!(log.log_end_offset(), 90);
     assert_eq!(log.segment_base_offsets(), vec![90]);
@@ -198,18 +261,34 @@ fn delete_records_advances_the_log_start_offset_durably() {
         append(log, 3, T0, 0);
     }
     assert!(log.advance_log_start_offset(40, T0).unwrap());
-    assert!(!log.advance_log_start_offset(10, T0).unwrap(), "never moves back");
-    assert!(matches!(log.advance_log_start_offset(1000, T0), Err(LogError::OffsetOutOfRange { .. })));
+    assert!(
+        !log.advance_log_start_offset(10, T0).unwrap(),
+        "never moves back"
+    );
+    assert!(matches!(
+        log.advance_log_start_offset(1000, T0),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
     assert!(log.segment_base_offsets()[0] <= 40);
-    assert!(matches!(log.read(39, 100, i64::MAX, true), Err(LogError::OffsetOutOfRange { .. })));
-    assert_eq!(read_all(log, 40).first().unwrap().offset, 39, "the batch holding 40 starts at 39");
+    assert!(matches!(
+        log.read(39, 100, i64::MAX, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(
+        read_all(log, 40).first().unwrap().offset,
+        39,
+        "the batch holding 40 starts at 39"
+    );
     dir.close(T0).unwrap();
     assert!(tmp.path().join(".kafka_cleanshutdown").exists());
     let text = fs::read_to_string(tmp.path().join("log-start-offset-checkpoint")).unwrap();
     assert_eq!(text, "0\n1\norders 0 40\n");
 
     let dir = LogDir::open(tmp.path(), |_| small_config(), T0).unwrap();
-    assert!(!tmp.path().join(".kafka_cleanshutdown").exists(), "the marker is consumed at open");
+    assert!(
+        !tmp.path().join(".kafka_cleanshutdown").exists(),
+        "the marker is consumed at open"
+    );
     let log = dir.get(&tp).unwrap();
     assert_eq!(log.log_start_offset(), 40);
     assert_eq!(log.log_end_offset(), 90);
@@ -225,7 +304,11 @@ fn truncation_removes_whole_batches_and_fixes_indexes_and_epochs() {
     }
     assert_eq!(log.leader_epochs().entries().len(), 3);
     assert!(log.truncate_to(50, T0).unwrap());
-    assert_eq!(log.log_end_offset(), 48, "the batch 48..=50 holding offset 50 is gone");
+    assert_eq!(
+        log.log_end_offset(),
+        48,
+        "the batch 48..=50 holding offset 50 is gone"
+    );
     assert_eq!(log.end_offset_for_epoch(1), (1, 48));
     assert_eq!(log.leader_epochs().latest_epoch(), Some(1));
     assert_eq!(read_all(&log, 0).len(), 48);
@@ -256,14 +339,24 @@ fn follower_appends_keep_offsets_and_refuse_going_backwards() {
     let info = follower.append_as_follower(&bytes, T0).unwrap().unwrap();
     assert_eq!((info.first_offset, info.last_offset), (0, 19));
     assert_eq!(follower.leader_epochs().latest_epoch(), Some(2));
-    assert!(matches!(follower.append_as_follower(&bytes, T0), Err(LogError::NonMonotonicAppend { .. })));
+    assert!(matches!(
+        follower.append_as_follower(&bytes, T0),
+        Err(LogError::NonMonotonicAppend { .. })
+    ));
     assert!(follower.append_as_follower(&[], T0).unwrap().is_none());
     assert_eq!(read_all(&follower, 0).len(), 20);
     let mut torn = bytes.clone();
     torn.truncate(bytes.len() - 3);
     let mut fresh = open(&tmp.path().join("fresh"), LogConfig::default());
-    assert!(matches!(fresh.append_as_follower(&torn[..], T0), Err(LogError::Batch(_))));
-    assert_eq!(fresh.log_end_offset(), 0, "a set with a torn batch is refused whole");
+    assert!(matches!(
+        fresh.append_as_follower(&torn[..], T0),
+        Err(LogError::Batch(_))
+    ));
+    assert_eq!(
+        fresh.log_end_offset(),
+        0,
+        "a set with a torn batch is refused whole"
+    );
 }
 
 #[test]
@@ -275,7 +368,11 @@ fn flush_messages_moves_the_recovery_point() {
     append(&mut log, 4, T0, 0);
     assert_eq!(log.recovery_point(), 0);
     append(&mut log, 8, T0, 0);
-    assert_eq!(log.recovery_point(), 12, "12 unflushed messages >= flush.messages=10");
+    assert_eq!(
+        log.recovery_point(),
+        12,
+        "12 unflushed messages >= flush.messages=10"
+    );
     append(&mut log, 1, T0, 0);
     assert_eq!(log.recovery_point(), 12);
     let mut config = LogConfig::default();
@@ -294,12 +391,22 @@ fn timestamp_lookups_across_segments() {
         // Timestamps go up by 10 per batch, with one batch out of order.
         let ts = if i == 20 { T0 } else { T0 + i * 10 };
         let recs: Vec<Rec> = (0..3).map(|j| Rec::kv("k", "v", ts + j)).collect();
-        log.append_as_leader(validated(&recs, Compression::Gzip, log.config()), 0, ts).unwrap();
+        log.append_as_leader(validated(&recs, Compression::Gzip, log.config()), 0, ts)
+            .unwrap();
     }
     assert!(log.segment_count() > 1);
-    assert_eq!(log.offset_for_timestamp(T0 + 101).unwrap().unwrap().offset, 31);
-    assert_eq!(log.offset_for_timestamp(T0 + 102).unwrap().unwrap().offset, 32);
-    assert_eq!(log.offset_for_timestamp(T0 + 103).unwrap().unwrap().offset, 33);
+    assert_eq!(
+        log.offset_for_timestamp(T0 + 101).unwrap().unwrap().offset,
+        31
+    );
+    assert_eq!(
+        log.offset_for_timestamp(T0 + 102).unwrap().unwrap().offset,
+        32
+    );
+    assert_eq!(
+        log.offset_for_timestamp(T0 + 103).unwrap().unwrap().offset,
+        33
+    );
     assert_eq!(log.offset_for_timestamp(0).unwrap().unwrap().offset, 0);
     assert!(log.offset_for_timestamp(T0 + 10_000).unwrap().is_none());
     let max = log.max_timestamp().unwrap().unwrap();
@@ -311,7 +418,9 @@ fn log_dir_deletes_partitions_and_survives_unclean_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let mut dir = LogDir::open(tmp.path(), |_| LogConfig::default(), T0).unwrap();
     for p in 0..3 {
-        let log = dir.get_or_create(&TopicPartition::new("t", p), LogConfig::default(), T0).unwrap();
+        let log = dir
+            .get_or_create(&TopicPartition::new("t", p), LogConfig::default(), T0)
+            .unwrap();
         append(log, 2 + p as usize, T0, 0);
     }
     assert!(dir.delete(&TopicPartition::new("t", 1)).unwrap());
@@ -320,8 +429,16 @@ fn log_dir_deletes_partitions_and_survives_unclean_restart() {
     drop(dir); // no clean shutdown
     let dir = LogDir::open(tmp.path(), |_| LogConfig::default(), T0).unwrap();
     let parts: Vec<_> = dir.partitions().cloned().collect();
-    assert_eq!(parts, vec![TopicPartition::new("t", 0), TopicPartition::new("t", 2)]);
-    assert_eq!(dir.get(&TopicPartition::new("t", 2)).unwrap().log_end_offset(), 4);
+    assert_eq!(
+        parts,
+        vec![TopicPartition::new("t", 0), TopicPartition::new("t", 2)]
+    );
+    assert_eq!(
+        dir.get(&TopicPartition::new("t", 2))
+            .unwrap()
+            .log_end_offset(),
+        4
+    );
 }
 
 #[test]
@@ -331,21 +448,43 @@ fn unknown_files_and_leftovers_are_handled_at_open() {
     append(&mut log, 3, T0, 0);
     log.close(T0).unwrap();
     fs::write(tmp.path().join("00000000000000000100.index"), [0u8; 8]).unwrap();
-    fs::write(tmp.path().join("00000000000000000000.log.cleaned"), b"half written").unwrap();
-    fs::write(tmp.path().join("leader-epoch-checkpoint"), b"0\n5\nnonsense").unwrap();
+    fs::write(
+        tmp.path().join("00000000000000000000.log.cleaned"),
+        b"half written",
+    )
+    .unwrap();
+    fs::write(
+        tmp.path().join("leader-epoch-checkpoint"),
+        b"0\n5\nnonsense",
+    )
+    .unwrap();
     let log = open(tmp.path(), LogConfig::default());
     assert_eq!(log.log_end_offset(), 3);
-    assert!(!tmp.path().join("00000000000000000100.index").exists(), "orphan index removed");
+    assert!(
+        !tmp.path().join("00000000000000000100.index").exists(),
+        "orphan index removed"
+    );
     assert!(!tmp.path().join("00000000000000000000.log.cleaned").exists());
-    assert_eq!(log.leader_epochs().latest_epoch(), Some(0), "corrupt checkpoint rebuilt from batches");
+    assert_eq!(
+        log.leader_epochs().latest_epoch(),
+        Some(0),
+        "corrupt checkpoint rebuilt from batches"
+    );
 }
 
 #[test]
 fn encoder_batches_with_many_records_validate_and_append() {
     let tmp = tempfile::tempdir().unwrap();
     let mut log = open(tmp.path(), LogConfig::default());
-    let recs: Vec<Rec> = (0..1000).map(|i| Rec::kv(&i.to_string(), "v", T0)).collect();
-    let batch = riffle_log::validate_produce(encode_batch(&recs, Compression::Zstd), &log.config().validation(), T0).unwrap();
+    let recs: Vec<Rec> = (0..1000)
+        .map(|i| Rec::kv(&i.to_string(), "v", T0))
+        .collect();
+    let batch = riffle_log::validate_produce(
+        encode_batch(&recs, Compression::Zstd),
+        &log.config().validation(),
+        T0,
+    )
+    .unwrap();
     let info = log.append_as_leader(batch, 0, T0).unwrap();
     assert_eq!(info.last_offset, 999);
     assert_eq!(read_all(&log, 500).len(), 1000);

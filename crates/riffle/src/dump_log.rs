@@ -158,7 +158,7 @@ fn print_batch_records(batch: &[u8], h: &BatchHeader, out: &mut dyn Write) -> Re
         let r = record?;
         let ts = match h.timestamp_type() {
             TimestampType::LogAppendTime => h.max_timestamp,
-            TimestampType::CreateTime => h.base_timestamp + r.timestamp_delta,
+            TimestampType::CreateTime => h.base_timestamp.saturating_add(r.timestamp_delta),
         };
         let header_keys: Vec<String> = r
             .header_pairs()
@@ -168,7 +168,7 @@ fn print_batch_records(batch: &[u8], h: &BatchHeader, out: &mut dyn Write) -> Re
         writeln!(
             out,
             "| offset: {} {}: {} keySize: {} valueSize: {} headerKeys: [{}]",
-            h.base_offset + i64::from(r.offset_delta),
+            h.base_offset.saturating_add(i64::from(r.offset_delta)),
             if h.timestamp_type() == TimestampType::LogAppendTime {
                 "LogAppendTime"
             } else {
