@@ -1,11 +1,15 @@
 //! The sparse `.index` (relative offset -> file position) and `.timeindex`
 //! (timestamp -> relative offset) files of a segment.
 //!
-//! Entries live in memory as well as in the file; the file is written with
-//! plain positional writes and is always exactly as long as its entries
-//! (Kafka preallocates and memory-maps, then trims on close; a trimmed file
-//! is what Kafka leaves after a clean shutdown and what it opens). An index
-//! that fails its sanity check is rebuilt from the `.log` file.
+//! Entries live in memory, which is what lookups use. New entries reach the
+//! file in one positional write when the segment is flushed, rolled, closed
+//! or truncated: an index past the recovery point is rebuilt from the `.log`
+//! file after a crash anyway, so writing each 8-byte entry as it is made
+//! would only cost a system call per indexed batch. The file is always
+//! exactly as long as its persisted entries (Kafka preallocates and
+//! memory-maps, then trims on close; a trimmed file is what Kafka leaves
+//! after a clean shutdown and what it opens). An index that fails its sanity
+//! check is rebuilt from the `.log` file.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -80,6 +84,8 @@ pub struct IndexFile<E: IndexEntry> {
     path: PathBuf,
     file: File,
     entries: Vec<E>,
+    /// How many of `entries` are in the file.
+    persisted: usize,
     entries_max: usize,
 }
 
@@ -97,6 +103,7 @@ impl<E: IndexEntry> IndexFile<E> {
             path: path.to_path_buf(),
             file,
             entries: Vec::new(),
+            persisted: 0,
             entries_max,
         })
     }
@@ -117,6 +124,7 @@ impl<E: IndexEntry> IndexFile<E> {
             path: path.to_path_buf(),
             file,
             entries: Vec::new(),
+            persisted: 0,
             entries_max,
         };
         if len % E::BYTES != 0 || len / E::BYTES > entries_max.max(1) * 2 {
@@ -128,6 +136,7 @@ impl<E: IndexEntry> IndexFile<E> {
             .read_exact_at(&mut bytes, 0)
             .map_err(LogError::io(path))?;
         index.entries = bytes.chunks_exact(E::BYTES).map(E::decode).collect();
+        index.persisted = index.entries.len();
         Ok((index, true))
     }
 
@@ -144,35 +153,44 @@ impl<E: IndexEntry> IndexFile<E> {
         &self.path
     }
 
-    /// Appends an entry to memory and the file.
+    /// Appends an entry; it reaches the file at the next [`Self::persist`].
     pub fn push(&mut self, entry: E) -> Result<()> {
-        let at = (self.entries.len() * E::BYTES) as u64;
-        self.file
-            .write_all_at(&entry.encode(), at)
-            .map_err(LogError::io(&self.path))?;
         self.entries.push(entry);
         Ok(())
     }
 
-    /// Keeps the first `n` entries.
+    /// Writes the entries not yet in the file, in one write.
+    pub fn persist(&mut self) -> Result<()> {
+        if self.persisted == self.entries.len() {
+            return Ok(());
+        }
+        let mut bytes = Vec::with_capacity((self.entries.len() - self.persisted) * E::BYTES);
+        for e in &self.entries[self.persisted..] {
+            bytes.extend_from_slice(&e.encode());
+        }
+        self.file
+            .write_all_at(&bytes, (self.persisted * E::BYTES) as u64)
+            .map_err(LogError::io(&self.path))?;
+        self.persisted = self.entries.len();
+        Ok(())
+    }
+
+    /// Keeps the first `n` entries, in memory and in the file.
     pub fn truncate_entries(&mut self, n: usize) -> Result<()> {
         if n < self.entries.len() {
             self.entries.truncate(n);
         }
+        self.persisted = self.persisted.min(self.entries.len());
         self.file
-            .set_len((self.entries.len() * E::BYTES) as u64)
-            .map_err(LogError::io(&self.path))
+            .set_len((self.persisted * E::BYTES) as u64)
+            .map_err(LogError::io(&self.path))?;
+        self.persist()
     }
 
-    pub fn sync(&self) -> Result<()> {
+    /// Persists pending entries and fsyncs the file.
+    pub fn sync(&mut self) -> Result<()> {
+        self.persist()?;
         self.file.sync_all().map_err(LogError::io(&self.path))
-    }
-
-    /// Moves the file to `to` (used when a cleaned segment replaces an old one).
-    pub fn rename(&mut self, to: &Path) -> Result<()> {
-        std::fs::rename(&self.path, to).map_err(LogError::io(&self.path))?;
-        self.path = to.to_path_buf();
-        Ok(())
     }
 }
 

@@ -216,7 +216,7 @@ impl Log {
         if recovered_any {
             // Recovered bytes were re-validated; make them durable so the
             // recovery point can move past them.
-            for segment in log.segments.values() {
+            for segment in log.segments.values_mut() {
                 segment.flush()?;
             }
             checkpoint::sync_dir(dir)?;
@@ -704,7 +704,7 @@ impl Log {
             .range(..=self.recovery_point)
             .next_back()
             .map_or(i64::MIN, |(b, _)| *b);
-        for segment in self.segments.range(from..).map(|(_, s)| s) {
+        for (_, segment) in self.segments.range_mut(from..) {
             segment.flush()?;
         }
         self.recovery_point = self.next_offset;

@@ -66,6 +66,7 @@ impl<'a> RecordIter<'a> {
         })
     }
 
+    #[inline]
     fn read_record(&mut self) -> Result<RawRecord<'a>, BatchError> {
         let start = self.reader.at;
         let length = self.reader.varint()?;
@@ -164,6 +165,7 @@ impl<'a> Reader<'a> {
     fn remaining(&self) -> usize {
         self.buf.len() - self.at
     }
+    #[inline]
     fn u8(&mut self) -> Result<u8, BatchError> {
         let b = *self
             .buf
@@ -172,6 +174,7 @@ impl<'a> Reader<'a> {
         self.at += 1;
         Ok(b)
     }
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], BatchError> {
         if n > self.remaining() {
             return Err(corrupt(format!(
@@ -183,7 +186,15 @@ impl<'a> Reader<'a> {
         self.at += n;
         Ok(s)
     }
+    #[inline]
     fn unsigned_varint(&mut self, max_bytes: usize) -> Result<u64, BatchError> {
+        // Most varints in a record (lengths, small deltas) are one byte.
+        if let Some(&b) = self.buf.get(self.at) {
+            if b < 0x80 {
+                self.at += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let mut value = 0u64;
         for i in 0..max_bytes {
             let b = self.u8()?;
@@ -194,6 +205,7 @@ impl<'a> Reader<'a> {
         }
         Err(corrupt(format!("varint longer than {max_bytes} bytes")))
     }
+    #[inline]
     fn varint(&mut self) -> Result<i32, BatchError> {
         let raw = self.unsigned_varint(5)?;
         if raw > u64::from(u32::MAX) {
@@ -202,11 +214,13 @@ impl<'a> Reader<'a> {
         let raw = raw as u32;
         Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
     }
+    #[inline]
     fn varlong(&mut self) -> Result<i64, BatchError> {
         let raw = self.unsigned_varint(10)?;
         Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
     }
     /// A varint length followed by that many bytes; -1 is null.
+    #[inline]
     fn bytes_field(&mut self) -> Result<Option<&'a [u8]>, BatchError> {
         let len = self.varint()?;
         match len {

@@ -355,6 +355,12 @@ impl Segment {
         let mut position = start;
         let mut len = 0u64;
         let mut last_offset = first.base_offset - 1;
+        if let Some(jump) = self.index_jump(start, start.saturating_add(max_bytes), upper_bound) {
+            let header = self.header_at(jump)?;
+            position = jump + header.size_bytes() as u64;
+            len = position - start;
+            last_offset = header.last_offset();
+        }
         while position < self.size {
             let header = if position == start {
                 first
@@ -379,6 +385,32 @@ impl Segment {
             first_offset: first.base_offset,
             last_offset,
         }))
+    }
+
+    /// Skips over whole batches with the offset index instead of reading
+    /// every header (Kafka's `fetchUpperBoundOffset` idea). Returns the
+    /// position of the last indexed batch that lies after `start`, ends
+    /// within `limit` (the next entry's position is within it) and ends below
+    /// `upper_bound`; every batch from `start` up to and including it belongs
+    /// in the read.
+    fn index_jump(&self, start: u64, limit: u64, upper_bound: i64) -> Option<u64> {
+        let entries = self.offset_index.entries();
+        let fits = |j: usize| {
+            u64::from(entries[j + 1].position) <= limit
+                && self.base_offset + i64::from(entries[j].relative_offset) < upper_bound
+        };
+        // Both conditions are monotone in j, so binary-search the last j.
+        let (mut lo, mut hi) = (0usize, entries.len().saturating_sub(1));
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if fits(mid) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let position = u64::from(entries[lo.checked_sub(1)?].position);
+        (position > start).then_some(position)
     }
 
     /// Appends whole batches that the log has already checked and stamped.
@@ -578,8 +610,8 @@ impl Segment {
         Ok(removed)
     }
 
-    /// fsyncs the log file and both indexes.
-    pub fn flush(&self) -> Result<()> {
+    /// fsyncs the log file and both indexes (writing pending index entries).
+    pub fn flush(&mut self) -> Result<()> {
         self.file
             .sync_data()
             .map_err(LogError::io(&self.log_path))?;

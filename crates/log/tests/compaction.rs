@@ -1,6 +1,7 @@
 //! Compaction (`cleanup.policy=compact`): the latest record per key survives
 //! at its original offset, tombstones go after `delete.retention.ms`, and a
 //! crash during the segment swap loses nothing.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
 mod common;
 

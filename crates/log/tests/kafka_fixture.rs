@@ -2,6 +2,7 @@
 //! format by an independent generator (`fixtures/kafka-segment/make_fixture.py`,
 //! pure Python): Riffle opens it, reads it, and rebuilds and rewrites its
 //! files byte for byte.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
 mod common;
 

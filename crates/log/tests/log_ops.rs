@@ -1,6 +1,7 @@
 //! Log operations end to end through the public API: leader and follower
 //! appends, reads (KIP-74, upper bounds), lookups, rolling, retention,
 //! DeleteRecords, truncation, flush policy, and the log directory.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
 mod common;
 

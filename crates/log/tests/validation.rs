@@ -1,5 +1,6 @@
 //! Produce validation: each malformed or disallowed batch is refused with
 //! the Kafka error code Kafka uses for it, and never panics.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
 mod common;
 
@@ -97,7 +98,8 @@ fn record_count_that_cannot_fit_is_refused_before_allocating() {
 #[test]
 fn format_rule_violations_are_invalid_record() {
     let config = ValidationConfig::default();
-    let cases: Vec<(&str, Box<dyn Fn(&mut BytesMut)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut BytesMut)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         ("magic 1", Box::new(|b| b[16] = 1)),
         (
             "non-zero base offset",

@@ -1,5 +1,6 @@
 //! `riffle dump-log` on the Kafka-format fixture: every batch listed, indexes
 //! consistent; a torn copy is reported and fails.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

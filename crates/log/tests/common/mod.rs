@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: batches built by an independent
 //! encoder (the `kafka-protocol` crate's `RecordBatchEncoder`) and decoded by
 //! its decoder.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 #![allow(dead_code)]
 
 use bytes::{Bytes, BytesMut};
