@@ -231,7 +231,13 @@ impl TimeIndex {
     /// Appends only if `timestamp` is newer than the last entry (Kafka's
     /// `TimeIndex.maybeAppend`).
     pub fn maybe_push(&mut self, timestamp: i64, relative_offset: u32) -> Result<()> {
-        if self.last().is_some_and(|l| timestamp <= l.timestamp) {
+        // An empty time index behaves as if its last entry were
+        // (NO_TIMESTAMP, base), so batches without timestamps add nothing.
+        if timestamp
+            <= self
+                .last()
+                .map_or(crate::batch::NO_TIMESTAMP, |l| l.timestamp)
+        {
             return Ok(());
         }
         self.push(TimestampOffset {

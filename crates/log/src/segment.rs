@@ -166,6 +166,9 @@ impl Segment {
             .open(&log_path)
             .map_err(LogError::io(&log_path))?;
         let size = file.metadata().map_err(LogError::io(&log_path))?.len();
+        // A missing index is rebuilt, as Kafka does.
+        let indexes_exist = Self::path_for(dir, base_offset, "index").exists()
+            && Self::path_for(dir, base_offset, "timeindex").exists();
         let (offset_index, offset_ok) = OffsetIndex::open(
             &Self::path_for(dir, base_offset, "index"),
             config.offset_index_entries_max(),
@@ -189,7 +192,8 @@ impl Segment {
             created_ms: now_ms,
             next_offset: base_offset,
         };
-        let indexes_ok = offset_ok && time_ok && segment.offset_index.is_sane(size);
+        let indexes_ok =
+            indexes_exist && offset_ok && time_ok && segment.offset_index.is_sane(size);
         if !indexes_ok {
             return Ok((segment, true));
         }
@@ -227,7 +231,10 @@ impl Segment {
             return Ok((segment, true));
         }
         if size > 0 {
-            segment.first_batch_timestamp = segment.header_at(0)?.max_timestamp;
+            let Some(first) = segment.try_header_at(0)? else {
+                return Ok((segment, true));
+            };
+            segment.first_batch_timestamp = first.max_timestamp;
         }
         Ok((segment, false))
     }

@@ -489,19 +489,6 @@ fn byte_flips_keep_the_valid_prefix() {
             .collect();
 
         let opened = Log::open(&dir, config.clone(), LoadState::unclean(T0));
-        // Known bug (see `corrupt_first_batch_header_is_recovered`): damage
-        // to the framing fields of a segment's first batch header (length,
-        // magic, the sign of lastOffsetDelta) makes the open fail instead of
-        // recovering. Only that exact symptom is tolerated here; once fixed,
-        // these flips are checked like any other.
-        let header_fields = (8..12).contains(&rel) || rel == 16 || rel == 23;
-        if k == 0 && header_fields {
-            if let Err(LogError::CorruptFile { reason, .. }) = &opened {
-                assert!(reason.contains("position 0"), "{ctx}: {reason}");
-                eprintln!("{ctx}: known bug, the open failed: {reason}");
-                continue;
-            }
-        }
         let mut log = opened.unwrap_or_else(|e| panic!("{ctx}: open failed: {e}"));
         assert_eq!(log.segment_base_offsets(), segments, "{ctx}");
         // Earlier segments are untouched.
@@ -561,7 +548,6 @@ fn byte_flips_keep_the_valid_prefix() {
 /// length. Here one segment of 10 batches has offset-index entries, and the
 /// high byte of its first batch's length field is flipped.
 #[test]
-#[ignore = "BUG: Segment::open returns CorruptFile (no valid batch header at position 0) when the first batch's header is damaged but the index is sane, so Log::open fails instead of recovering"]
 fn corrupt_first_batch_header_is_recovered() {
     let tmp = tempfile::tempdir().unwrap();
     let config = small_config();
@@ -578,9 +564,8 @@ fn corrupt_first_batch_header_is_recovered() {
     let mut bytes = fs::read(&path).unwrap();
     bytes[8] ^= 0x40;
     fs::write(&path, &bytes).unwrap();
-    // Fails here: Err(CorruptFile { reason: "no valid batch header at position 0" }),
-    // from the `header_at(0)` that Segment::open calls after walking the
-    // tail from the last index entry, before the log can recover it.
+    // This used to fail with CorruptFile ("no valid batch header at
+    // position 0") from Segment::open, before the log could recover.
     let mut log = Log::open(&dir, config.clone(), LoadState::unclean(T0)).unwrap();
     check_contents(&log, &[], 0, true, "first batch length flipped");
     assert_eq!(fs::metadata(&path).unwrap().len(), 0);
@@ -698,7 +683,6 @@ fn torn_index_files_are_rebuilt_on_a_clean_open() {
 /// leaves empty, so that case is not asserted.) An empty file is a valid
 /// index, so recreating it empty is not the same thing.
 #[test]
-#[ignore = "BUG: a missing .index is recreated empty and never rebuilt on a clean open"]
 fn missing_offset_index_is_rebuilt_on_a_clean_open() {
     let tmp = tempfile::tempdir().unwrap();
     let config = small_config();

@@ -1058,7 +1058,6 @@ proptest! {
 /// ("If all the messages are in message format v0, the timestamp will always
 /// be NoTimestamp. In that case, the time index will be empty").
 #[test]
-#[ignore = "BUG: an index point whose max timestamp is -1 (NO_TIMESTAMP) writes a (-1, offset) .timeindex entry"]
 fn batches_without_timestamps_get_no_time_index_entry() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("topic-0");
