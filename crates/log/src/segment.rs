@@ -108,6 +108,96 @@ impl<'f> ChunkReader<'f> {
     }
 }
 
+/// Why a scan of a segment file stopped before the file's end.
+#[derive(Debug)]
+pub enum ScanStop {
+    /// Reading failed.
+    Io(std::io::Error),
+    /// The bytes at `position` are not a whole, valid batch: a torn tail or
+    /// corruption. Everything before `position` was valid.
+    Invalid { position: u64, reason: String },
+}
+
+/// One batch found by [`FileBatches`]: its position, header and bytes.
+pub type ScannedBatch<'b> = (u64, BatchHeader, &'b [u8]);
+
+/// Reads the whole batches of a segment file in order, checking each one's
+/// framing and CRC ([`check_batch`]); the scan stops at the first batch
+/// that is torn or invalid. Used by recovery and by `riffle dump-log`.
+pub struct FileBatches<'f> {
+    reader: ChunkReader<'f>,
+    position: u64,
+    end: u64,
+    batch: Vec<u8>,
+    stopped: bool,
+}
+
+impl std::fmt::Debug for FileBatches<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileBatches")
+            .field("position", &self.position)
+            .field("end", &self.end)
+            .finish()
+    }
+}
+
+impl<'f> FileBatches<'f> {
+    /// Scans `file` from position 0 up to `end` (normally its length).
+    pub fn new(file: &'f File, end: u64) -> Self {
+        FileBatches {
+            reader: ChunkReader::new(file),
+            position: 0,
+            end,
+            batch: Vec::new(),
+            stopped: false,
+        }
+    }
+
+    /// The next batch (its position, header and bytes), `None` at the end,
+    /// or why the scan stopped; after an error it returns `None`.
+    pub fn next_batch(&mut self) -> Option<Result<ScannedBatch<'_>, ScanStop>> {
+        if self.stopped || self.position >= self.end {
+            return None;
+        }
+        match self.read_batch() {
+            Ok(header) => {
+                let at = self.position;
+                self.position += header.size_bytes() as u64;
+                Some(Ok((at, header, &self.batch[..])))
+            }
+            Err(e) => {
+                self.stopped = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn read_batch(&mut self) -> Result<BatchHeader, ScanStop> {
+        let (position, end) = (self.position, self.end);
+        let invalid = |reason: String| ScanStop::Invalid { position, reason };
+        if position + HEADER_BYTES as u64 > end {
+            return Err(invalid(format!(
+                "{} bytes of a torn batch header",
+                end - position
+            )));
+        }
+        let mut head = [0u8; LOG_OVERHEAD];
+        self.reader
+            .read_exact_at(&mut head, position, end)
+            .map_err(ScanStop::Io)?;
+        let length = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
+        let size = i64::from(length) + LOG_OVERHEAD as i64;
+        if length < (HEADER_BYTES - LOG_OVERHEAD) as i32 || position + size as u64 > end {
+            return Err(invalid(format!("batch length {length} is invalid or torn")));
+        }
+        self.batch.resize(size as usize, 0);
+        self.reader
+            .read_exact_at(&mut self.batch, position, end)
+            .map_err(ScanStop::Io)?;
+        check_batch(&self.batch).map_err(|e| invalid(e.to_string()))
+    }
+}
+
 impl Segment {
     pub fn path_for(dir: &Path, base_offset: i64, extension: &str) -> PathBuf {
         dir.join(file_name(base_offset, extension))
@@ -128,19 +218,42 @@ impl Segment {
             .truncate(true)
             .open(&log_path)
             .map_err(LogError::io(&log_path))?;
-        Ok(Segment {
+        let offset_index = OffsetIndex::create(
+            &Self::path_for(dir, base_offset, "index"),
+            config.offset_index_entries_max(),
+        )?;
+        let time_index = TimeIndex::create(
+            &Self::path_for(dir, base_offset, "timeindex"),
+            config.time_index_entries_max(),
+        )?;
+        Ok(Self::assemble(
             base_offset,
-            file: Arc::new(file),
-            size: 0,
-            offset_index: OffsetIndex::create(
-                &Self::path_for(dir, base_offset, "index"),
-                config.offset_index_entries_max(),
-            )?,
-            time_index: TimeIndex::create(
-                &Self::path_for(dir, base_offset, "timeindex"),
-                config.time_index_entries_max(),
-            )?,
             log_path,
+            file,
+            0,
+            (offset_index, time_index),
+            config,
+            now_ms,
+        ))
+    }
+
+    /// A segment over opened files, with nothing known yet about its batches.
+    fn assemble(
+        base_offset: i64,
+        log_path: PathBuf,
+        file: File,
+        size: u64,
+        (offset_index, time_index): (OffsetIndex, TimeIndex),
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Segment {
+        Segment {
+            base_offset,
+            log_path,
+            file: Arc::new(file),
+            size,
+            offset_index,
+            time_index,
             index_interval_bytes: config.index_interval_bytes,
             last_indexed_position: 0,
             max_timestamp: -1,
@@ -148,7 +261,7 @@ impl Segment {
             first_batch_timestamp: -1,
             created_ms: now_ms,
             next_offset: base_offset,
-        })
+        }
     }
 
     /// Opens an existing segment. Returns whether it needs recovery: its
@@ -177,21 +290,15 @@ impl Segment {
             &Self::path_for(dir, base_offset, "timeindex"),
             config.time_index_entries_max(),
         )?;
-        let mut segment = Segment {
+        let mut segment = Self::assemble(
             base_offset,
             log_path,
-            file: Arc::new(file),
+            file,
             size,
-            offset_index,
-            time_index,
-            index_interval_bytes: config.index_interval_bytes,
-            last_indexed_position: 0,
-            max_timestamp: -1,
-            offset_of_max_timestamp: base_offset,
-            first_batch_timestamp: -1,
-            created_ms: now_ms,
-            next_offset: base_offset,
-        };
+            (offset_index, time_index),
+            config,
+            now_ms,
+        );
         let indexes_ok =
             indexes_exist && offset_ok && time_ok && segment.offset_index.is_sane(size);
         if !indexes_ok {
@@ -327,14 +434,19 @@ impl Segment {
         Ok(out)
     }
 
+    /// The position of the indexed batch with the largest offset <=
+    /// `offset` (0 if none): where a forward scan for `offset` starts.
+    fn index_position_at_or_before(&self, offset: i64) -> u64 {
+        let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
+        self.offset_index
+            .lookup(relative)
+            .map_or(0, |e| u64::from(e.position))
+    }
+
     /// Position and header of the first batch whose last offset is >=
     /// `offset`, starting from the offset index's hint; `None` past the end.
     pub fn translate_offset(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>> {
-        let relative = (offset - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
-        let mut position = self
-            .offset_index
-            .lookup(relative)
-            .map_or(0, |e| u64::from(e.position));
+        let mut position = self.index_position_at_or_before(offset);
         while position < self.size {
             let header = self.header_at(position)?;
             if header.last_offset() >= offset {
@@ -522,36 +634,15 @@ impl Segment {
             .map_err(LogError::io(&self.log_path))?
             .len();
         let file = Arc::clone(&self.file);
-        let mut reader = ChunkReader::new(&file);
+        let mut batches = FileBatches::new(&file, file_size);
         let mut position = 0u64;
-        let mut batch = Vec::new();
         let mut reason = None;
-        while position < file_size {
-            let mut head = [0u8; LOG_OVERHEAD];
-            if position + HEADER_BYTES as u64 > file_size {
-                reason = Some(format!(
-                    "{} bytes of a torn batch header",
-                    file_size - position
-                ));
-                break;
-            }
-            reader
-                .read_exact_at(&mut head, position, file_size)
-                .map_err(LogError::io(&self.log_path))?;
-            let length = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
-            let size = i64::from(length) + LOG_OVERHEAD as i64;
-            if length < (HEADER_BYTES - LOG_OVERHEAD) as i32 || position + size as u64 > file_size {
-                reason = Some(format!("batch length {length} is invalid or torn"));
-                break;
-            }
-            batch.resize(size as usize, 0);
-            reader
-                .read_exact_at(&mut batch, position, file_size)
-                .map_err(LogError::io(&self.log_path))?;
-            let header = match check_batch(&batch) {
-                Ok(h) => h,
-                Err(e) => {
-                    reason = Some(e.to_string());
+        while let Some(item) = batches.next_batch() {
+            let (at, header) = match item {
+                Ok((at, header, _)) => (at, header),
+                Err(ScanStop::Io(e)) => return Err(LogError::io(&self.log_path)(e)),
+                Err(ScanStop::Invalid { reason: r, .. }) => {
+                    reason = Some(r);
                     break;
                 }
             };
@@ -565,13 +656,13 @@ impl Segment {
                 ));
                 break;
             }
-            self.size = position;
-            self.index_batch(position, &header)?;
+            self.size = at;
+            self.index_batch(at, &header)?;
             self.next_offset = header.next_offset();
             if let Some(epochs) = epochs.as_deref_mut() {
                 epochs.assign(header.partition_leader_epoch, header.base_offset);
             }
-            position += size as u64;
+            position = at + header.size_bytes() as u64;
         }
         let truncated = file_size - position;
         if let Some(reason) = reason {
@@ -668,12 +759,7 @@ impl Segment {
             .map_or(self.base_offset, |e| {
                 self.base_offset + i64::from(e.relative_offset)
             });
-        let from = hint.max(starting_offset);
-        let relative = (from - self.base_offset).clamp(0, i64::from(u32::MAX)) as u32;
-        let mut position = self
-            .offset_index
-            .lookup(relative)
-            .map_or(0, |e| u64::from(e.position));
+        let mut position = self.index_position_at_or_before(hint.max(starting_offset));
         while position < self.size {
             let header = self.header_at(position)?;
             if header.max_timestamp >= timestamp && header.last_offset() >= starting_offset {

@@ -4,14 +4,14 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use riffle_log::batch::{check_batch, BatchHeader, TimestampType, HEADER_BYTES, LOG_OVERHEAD};
+use riffle_log::batch::{BatchHeader, TimestampType, HEADER_BYTES};
 use riffle_log::compression::{self, Compression};
 use riffle_log::index::{IndexEntry, OffsetPosition, TimestampOffset};
 use riffle_log::records::RecordIter;
+use riffle_log::segment::{FileBatches, ScanStop};
 
 pub fn run(
     paths: &[PathBuf],
@@ -65,39 +65,22 @@ fn dump_segment(
     let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let size = file.metadata()?.len();
     writeln!(out, "Dumping {}", path.display())?;
-    let mut position = 0u64;
     let mut batches = Vec::new();
     let mut valid = true;
-    while position < size {
-        let mut head = [0u8; LOG_OVERHEAD];
-        if position + HEADER_BYTES as u64 > size {
-            writeln!(
-                out,
-                "Found {} trailing bytes at position {position}: a torn batch header",
-                size - position
-            )?;
-            valid = false;
-            break;
-        }
-        file.read_exact_at(&mut head, position)?;
-        let length = i32::from_be_bytes([head[8], head[9], head[10], head[11]]);
-        let batch_size = i64::from(length) + LOG_OVERHEAD as i64;
-        if length < (HEADER_BYTES - LOG_OVERHEAD) as i32 || position + batch_size as u64 > size {
-            writeln!(
-                out,
-                "Found an invalid or torn batch (length {length}) at position {position}"
-            )?;
-            valid = false;
-            break;
-        }
-        let mut batch = vec![0u8; batch_size as usize];
-        file.read_exact_at(&mut batch, position)?;
-        let h = match check_batch(&batch) {
-            Ok(h) => h,
-            Err(e) => {
-                writeln!(out, "Found an invalid batch at position {position}: {e}")?;
+    let mut scan = FileBatches::new(&file, size);
+    while let Some(item) = scan.next_batch() {
+        let (position, h, batch) = match item {
+            Ok(found) => found,
+            Err(ScanStop::Invalid { position, reason }) => {
+                writeln!(
+                    out,
+                    "Found an invalid or torn batch at position {position}: {reason}"
+                )?;
                 valid = false;
                 break;
+            }
+            Err(ScanStop::Io(e)) => {
+                return Err(e).with_context(|| format!("reading {}", path.display()))
             }
         };
         let ts_kind = match h.timestamp_type() {
@@ -132,10 +115,9 @@ fn dump_segment(
             codec_name(&h),
         )?;
         if print_records {
-            print_batch_records(&batch, &h, out)?;
+            print_batch_records(batch, &h, out)?;
         }
         batches.push((position, h));
-        position += batch_size as u64;
     }
     if verify_index {
         valid &= verify_indexes(path, &batches, out)?;
