@@ -91,16 +91,6 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    i64::from_be_bytes(b[at..at + 8].try_into().unwrap())
-}
-fn be_i32(b: &[u8], at: usize) -> i32 {
-    i32::from_be_bytes(b[at..at + 4].try_into().unwrap())
-}
-fn be_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
-}
-
 /// (position, base offset, size, last offset, max timestamp) of each batch
 /// of a segment file, which must hold whole batches only.
 fn parse_segment(path: &Path) -> Vec<(u64, i64, u64, i64, i64)> {
@@ -109,11 +99,17 @@ fn parse_segment(path: &Path) -> Vec<(u64, i64, u64, i64, i64)> {
     let mut at = 0usize;
     while at < bytes.len() {
         assert!(at + 61 <= bytes.len(), "{}: torn header", path.display());
-        let size = be_i32(&bytes, at + 8) as usize + 12;
+        let size = common::be_i32(&bytes, at + 8) as usize + 12;
         assert!(at + size <= bytes.len(), "{}: torn batch", path.display());
-        let base = be_i64(&bytes, at);
-        let last = base + i64::from(be_i32(&bytes, at + 23));
-        out.push((at as u64, base, size as u64, last, be_i64(&bytes, at + 35)));
+        let base = common::be_i64(&bytes, at);
+        let last = base + i64::from(common::be_i32(&bytes, at + 23));
+        out.push((
+            at as u64,
+            base,
+            size as u64,
+            last,
+            common::be_i64(&bytes, at + 35),
+        ));
         at += size;
     }
     out
@@ -127,7 +123,7 @@ fn check_indexes(dir: &Path, base: i64, ctx: &str) {
     let index = fs::read(seg_path(dir, base, "index")).unwrap();
     assert_eq!(index.len() % 8, 0, "{ctx}: torn .index of segment {base}");
     for e in index.chunks_exact(8) {
-        let (rel, pos) = (be_u32(e, 0), be_u32(e, 4));
+        let (rel, pos) = (common::be_u32(e, 0), common::be_u32(e, 4));
         let b = batches
             .iter()
             .find(|b| b.0 == u64::from(pos))
@@ -141,7 +137,7 @@ fn check_indexes(dir: &Path, base: i64, ctx: &str) {
         "{ctx}: torn .timeindex of segment {base}"
     );
     for e in times.chunks_exact(12) {
-        let (ts, rel) = (be_i64(e, 0), be_u32(e, 8));
+        let (ts, rel) = (common::be_i64(e, 0), common::be_u32(e, 8));
         let b = batches
             .iter()
             .find(|b| b.3 == base + i64::from(rel))
@@ -279,12 +275,7 @@ fn check_contents(log: &Log, kept: &[Batch], leo: i64, check_epochs: bool, ctx: 
                 want_epochs.push((b.epoch, b.base));
             }
         }
-        let epochs: Vec<(i32, i64)> = log
-            .leader_epochs()
-            .entries()
-            .iter()
-            .map(|e| (e.epoch, e.start_offset))
-            .collect();
+        let epochs = common::epochs(log);
         assert_eq!(epochs, want_epochs, "{ctx}: leader epoch cache");
     }
 }
@@ -512,7 +503,7 @@ fn byte_flips_keep_the_valid_prefix() {
             // end, or past what a segment can address); otherwise the
             // batch is kept at its new offsets and the next batch, now
             // behind, is where the segment ends.
-            let new_base = be_i64(&bytes, hit.position as usize);
+            let new_base = common::be_i64(&bytes, hit.position as usize);
             let last_delta = hit.recs.len() as i64 - 1;
             let accepted =
                 new_base >= hit.base && new_base + last_delta - last_seg <= i64::from(i32::MAX);

@@ -46,12 +46,7 @@ fn check_log_matches_fixture(log: &Log, exp: &Value) {
     );
     assert_eq!(log.log_start_offset(), 0);
     assert_eq!(log.segment_base_offsets(), vec![0, 48]);
-    let epochs: Vec<(i32, i64)> = log
-        .leader_epochs()
-        .entries()
-        .iter()
-        .map(|e| (e.epoch, e.start_offset))
-        .collect();
+    let epochs = common::epochs(log);
     assert_eq!(epochs, vec![(0, 0), (1, 15), (4, 53)]);
 
     // Every batch is found at its documented offset, position and size.

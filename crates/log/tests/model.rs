@@ -153,16 +153,6 @@ struct DiskBatch {
     max_ts: i64,
 }
 
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    i64::from_be_bytes(b[at..at + 8].try_into().unwrap())
-}
-fn be_i32(b: &[u8], at: usize) -> i32 {
-    i32::from_be_bytes(b[at..at + 4].try_into().unwrap())
-}
-fn be_u32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
-}
-
 /// Walks a segment file; it must consist of whole batches only.
 fn parse_segment(path: &Path) -> Vec<DiskBatch> {
     let bytes = fs::read(path).unwrap();
@@ -174,19 +164,19 @@ fn parse_segment(path: &Path) -> Vec<DiskBatch> {
             "{}: torn header at {at}",
             path.display()
         );
-        let size = be_i32(&bytes, at + 8) as usize + 12;
+        let size = common::be_i32(&bytes, at + 8) as usize + 12;
         assert!(
             at + size <= bytes.len(),
             "{}: torn batch at {at}",
             path.display()
         );
-        let base = be_i64(&bytes, at);
+        let base = common::be_i64(&bytes, at);
         out.push(DiskBatch {
             position: at as u64,
             base,
             size: size as u64,
-            last: base + i64::from(be_i32(&bytes, at + 23)),
-            max_ts: be_i64(&bytes, at + 35),
+            last: base + i64::from(common::be_i32(&bytes, at + 23)),
+            max_ts: common::be_i64(&bytes, at + 35),
         });
         at += size;
     }
@@ -204,7 +194,7 @@ fn read_offset_index(path: &Path) -> Vec<OffsetEntry> {
     assert_eq!(bytes.len() % 8, 0, "{} has a torn entry", path.display());
     bytes
         .chunks_exact(8)
-        .map(|e| (be_u32(e, 0), be_u32(e, 4)))
+        .map(|e| (common::be_u32(e, 0), common::be_u32(e, 4)))
         .collect()
 }
 
@@ -214,7 +204,7 @@ fn read_time_index(path: &Path) -> Vec<TimeEntry> {
     assert_eq!(bytes.len() % 12, 0, "{} has a torn entry", path.display());
     bytes
         .chunks_exact(12)
-        .map(|e| (be_i64(e, 0), be_u32(e, 8)))
+        .map(|e| (common::be_i64(e, 0), common::be_u32(e, 8)))
         .collect()
 }
 
@@ -869,12 +859,7 @@ impl Harness {
         assert_records(&records, &self.model.records(), "full read");
 
         // The leader epoch cache (leader-epoch-checkpoint) follows the log.
-        let epochs: Vec<(i32, i64)> = log
-            .leader_epochs()
-            .entries()
-            .iter()
-            .map(|e| (e.epoch, e.start_offset))
-            .collect();
+        let epochs = common::epochs(log);
         assert_eq!(epochs, self.model.epochs(), "leader epoch cache");
 
         self.check_files(&log.segment_base_offsets(), Disk::Live);

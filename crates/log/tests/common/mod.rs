@@ -120,3 +120,23 @@ pub fn small_config() -> LogConfig {
     c.index_interval_bytes = 256;
     c
 }
+
+/// Big-endian readers for checking raw file bytes in tests.
+pub fn be_i64(b: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(b[at..at + 8].try_into().unwrap())
+}
+pub fn be_i32(b: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+pub fn be_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// The leader epoch cache as (epoch, start offset) pairs.
+pub fn epochs(log: &riffle_log::Log) -> Vec<(i32, i64)> {
+    log.leader_epochs()
+        .entries()
+        .iter()
+        .map(|e| (e.epoch, e.start_offset))
+        .collect()
+}
