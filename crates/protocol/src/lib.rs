@@ -1,6 +1,27 @@
-//! `riffle-protocol`: Kafka framing and request/response envelopes over the
-//! `kafka-protocol` crate, the API version table Riffle advertises, and
-//! `Connection`, the client side of one TCP connection.
+//! Kafka wire protocol envelopes for Riffle.
 //!
-//! Status: empty. It arrives with the single-node broker issue. It must not
-//! depend on any other Riffle crate.
+//! The message types themselves come from the `kafka-protocol` crate; this
+//! crate adds what a server and a client need around them:
+//!
+//! - [`frame`]: reading size-prefixed frames with the size checked before
+//!   anything is allocated, and memory that grows only with bytes received.
+//! - [`versions`]: the API version table Riffle advertises (Apache Kafka
+//!   4.0's ranges for every API Riffle serves).
+//! - [`request`]: decoding a frame into a [`request::RequestFrame`] (header
+//!   plus typed body), with errors that say whether an error response is
+//!   possible or the connection must be closed.
+//! - [`response`]: encoding a typed response body with the right response
+//!   header version.
+//!
+//! No sockets are opened here apart from reading from an `AsyncRead`; this
+//! crate must not depend on the broker, the log or the metadata crates.
+
+pub mod frame;
+pub mod request;
+pub mod response;
+pub mod versions;
+
+pub use frame::{read_frame, FrameError};
+pub use request::{decode_request, DecodeError, Request, RequestFrame};
+pub use response::{encode_response, Response};
+pub use versions::{supported_range, SUPPORTED_APIS};

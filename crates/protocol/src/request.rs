@@ -1,0 +1,238 @@
+//! Decoding a request frame into its header and typed body.
+
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
+use thiserror::Error;
+
+use crate::versions::supported_range;
+
+macro_rules! requests {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        /// The body of a request Riffle serves.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Request {
+            $($variant($ty),)*
+        }
+
+        fn decode_body(api_key: ApiKey, buf: &mut Bytes, version: i16) -> Option<anyhow::Result<Request>> {
+            Some(match api_key {
+                $(ApiKey::$variant => <$ty>::decode(buf, version).map(Request::$variant),)*
+                _ => return None,
+            })
+        }
+    };
+}
+
+requests! {
+    Produce(ProduceRequest),
+    Fetch(FetchRequest),
+    ListOffsets(ListOffsetsRequest),
+    Metadata(MetadataRequest),
+    ApiVersions(ApiVersionsRequest),
+    CreateTopics(CreateTopicsRequest),
+    DeleteTopics(DeleteTopicsRequest),
+    DeleteRecords(DeleteRecordsRequest),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochRequest),
+    DescribeConfigs(DescribeConfigsRequest),
+    AlterConfigs(AlterConfigsRequest),
+    DescribeLogDirs(DescribeLogDirsRequest),
+    CreatePartitions(CreatePartitionsRequest),
+    IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
+    DescribeCluster(DescribeClusterRequest),
+}
+
+/// A decoded request: its header, API and typed body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestFrame {
+    pub api_key: ApiKey,
+    pub header: RequestHeader,
+    pub body: Request,
+}
+
+impl RequestFrame {
+    pub fn version(&self) -> i16 {
+        self.header.request_api_version
+    }
+    pub fn correlation_id(&self) -> i32 {
+        self.header.correlation_id
+    }
+}
+
+/// Why a frame could not be decoded. The variants say how much is known,
+/// which decides whether an error response can be sent.
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    #[error("request of {0} bytes is too short for a request header")]
+    ShortFrame(usize),
+    #[error("unknown API key {api_key} (correlation id {correlation_id})")]
+    UnknownApiKey { api_key: i16, correlation_id: i32 },
+    #[error("API {api_key:?} is not served by Riffle (correlation id {correlation_id})")]
+    UnservedApi { api_key: ApiKey, correlation_id: i32 },
+    /// A served API at a version outside the advertised range. For
+    /// ApiVersions the header is available and an error response is due.
+    #[error("{api_key:?} version {version} is not supported (correlation id {correlation_id})")]
+    UnsupportedVersion {
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        header: Option<RequestHeader>,
+    },
+    #[error("malformed {api_key:?} v{version} request header: {reason}")]
+    MalformedHeader {
+        api_key: ApiKey,
+        version: i16,
+        correlation_id: i32,
+        reason: String,
+    },
+    /// The header decoded but the body did not: the API and version are
+    /// known.
+    #[error("malformed {api_key:?} v{} request body: {reason}", header.request_api_version)]
+    MalformedBody {
+        api_key: ApiKey,
+        header: RequestHeader,
+        reason: String,
+    },
+}
+
+/// Decodes one request frame (without its size prefix).
+pub fn decode_request(frame: Bytes) -> Result<RequestFrame, DecodeError> {
+    if frame.len() < 8 {
+        return Err(DecodeError::ShortFrame(frame.len()));
+    }
+    let mut peek = &frame[..8];
+    let raw_key = peek.get_i16();
+    let version = peek.get_i16();
+    let correlation_id = peek.get_i32();
+    let api_key = ApiKey::try_from(raw_key).map_err(|()| DecodeError::UnknownApiKey {
+        api_key: raw_key,
+        correlation_id,
+    })?;
+    let Some(range) = supported_range(api_key) else {
+        return Err(DecodeError::UnservedApi {
+            api_key,
+            correlation_id,
+        });
+    };
+    let mut buf = frame;
+    let header_version = api_key.request_header_version(version);
+    let header = RequestHeader::decode(&mut buf, header_version).map_err(|e| {
+        DecodeError::MalformedHeader {
+            api_key,
+            version,
+            correlation_id,
+            reason: e.to_string(),
+        }
+    });
+    if version < range.min_version || version > range.max_version {
+        // Kafka answers an ApiVersions request it cannot parse with its
+        // supported ranges, so the header is passed along when it decoded.
+        return Err(DecodeError::UnsupportedVersion {
+            api_key,
+            version,
+            correlation_id,
+            header: header.ok(),
+        });
+    }
+    let header = header?;
+    match decode_body(api_key, &mut buf, version) {
+        Some(Ok(body)) => Ok(RequestFrame {
+            api_key,
+            header,
+            body,
+        }),
+        Some(Err(e)) => Err(DecodeError::MalformedBody {
+            api_key,
+            header,
+            reason: format!("{e:#}"),
+        }),
+        None => Err(DecodeError::UnservedApi {
+            api_key,
+            correlation_id,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{BufMut, BytesMut};
+    use kafka_protocol::protocol::{Encodable, StrBytes};
+
+    fn frame<T: Encodable>(key: ApiKey, version: i16, body: &T) -> Bytes {
+        let mut b = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(7)
+            .with_client_id(Some(StrBytes::from_static_str("test")))
+            .encode(&mut b, key.request_header_version(version))
+            .unwrap();
+        body.encode(&mut b, version).unwrap();
+        b.freeze()
+    }
+
+    #[test]
+    fn decodes_a_metadata_request() {
+        let req = MetadataRequest::default().with_topics(None);
+        let f = decode_request(frame(ApiKey::Metadata, 12, &req)).unwrap();
+        assert_eq!(f.correlation_id(), 7);
+        assert_eq!(f.body, Request::Metadata(req));
+    }
+
+    #[test]
+    fn huge_array_length_is_an_error_not_an_abort() {
+        // Metadata v1: topics array announcing i32::MAX entries.
+        let mut b = BytesMut::new();
+        b.put_i16(3);
+        b.put_i16(1);
+        b.put_i32(1);
+        b.put_i16(-1);
+        b.put_i32(i32::MAX);
+        assert!(matches!(
+            decode_request(b.freeze()),
+            Err(DecodeError::MalformedBody { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_unserved_and_unsupported_are_told_apart() {
+        let mut b = BytesMut::new();
+        b.put_i16(9999);
+        b.put_i16(0);
+        b.put_i32(5);
+        assert!(matches!(
+            decode_request(b.freeze()),
+            Err(DecodeError::UnknownApiKey {
+                api_key: 9999,
+                correlation_id: 5
+            })
+        ));
+        let req = ApiVersionsRequest::default();
+        let mut f = BytesMut::from(&frame(ApiKey::ApiVersions, 3, &req)[..]);
+        f[2..4].copy_from_slice(&127i16.to_be_bytes());
+        match decode_request(f.freeze()) {
+            Err(DecodeError::UnsupportedVersion {
+                header: Some(h), ..
+            }) => assert_eq!(h.correlation_id, 7),
+            other => panic!("{other:?}"),
+        }
+        let mut b = BytesMut::new();
+        b.put_i16(ApiKey::JoinGroup as i16);
+        b.put_i16(5);
+        b.put_i32(5);
+        b.put_i16(-1);
+        assert!(matches!(
+            decode_request(b.freeze()),
+            Err(DecodeError::UnservedApi { .. })
+        ));
+    }
+
+    #[test]
+    fn short_frames_are_refused() {
+        assert!(matches!(
+            decode_request(Bytes::from_static(&[0, 3, 0])),
+            Err(DecodeError::ShortFrame(3))
+        ));
+    }
+}

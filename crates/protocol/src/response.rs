@@ -1,0 +1,126 @@
+//! Encoding responses: size prefix, response header, body.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Encodable;
+
+macro_rules! responses {
+    ($($variant:ident($ty:ty)),* $(,)?) => {
+        /// The body of a response Riffle sends.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum Response {
+            $($variant($ty),)*
+        }
+
+        impl Response {
+            pub fn api_key(&self) -> ApiKey {
+                match self {
+                    $(Response::$variant(_) => ApiKey::$variant,)*
+                }
+            }
+
+            fn encode_body(&self, buf: &mut BytesMut, version: i16) -> anyhow::Result<()> {
+                match self {
+                    $(Response::$variant(r) => r.encode(buf, version),)*
+                }
+            }
+        }
+    };
+}
+
+responses! {
+    Produce(ProduceResponse),
+    Fetch(FetchResponse),
+    ListOffsets(ListOffsetsResponse),
+    Metadata(MetadataResponse),
+    ApiVersions(ApiVersionsResponse),
+    CreateTopics(CreateTopicsResponse),
+    DeleteTopics(DeleteTopicsResponse),
+    DeleteRecords(DeleteRecordsResponse),
+    OffsetForLeaderEpoch(OffsetForLeaderEpochResponse),
+    DescribeConfigs(DescribeConfigsResponse),
+    AlterConfigs(AlterConfigsResponse),
+    DescribeLogDirs(DescribeLogDirsResponse),
+    CreatePartitions(CreatePartitionsResponse),
+    IncrementalAlterConfigs(IncrementalAlterConfigsResponse),
+    DescribeCluster(DescribeClusterResponse),
+}
+
+impl Response {
+    /// A response that carries only a top-level error code, for APIs whose
+    /// response has one at `version`. Used for requests whose body could
+    /// not be decoded: without the body, per-topic answers are impossible.
+    pub fn top_level_error(api_key: ApiKey, version: i16, error_code: i16) -> Option<Response> {
+        Some(match api_key {
+            ApiKey::ApiVersions => {
+                Response::ApiVersions(ApiVersionsResponse::default().with_error_code(error_code))
+            }
+            ApiKey::DescribeCluster => Response::DescribeCluster(
+                DescribeClusterResponse::default().with_error_code(error_code),
+            ),
+            ApiKey::Fetch if version >= 7 => {
+                Response::Fetch(FetchResponse::default().with_error_code(error_code))
+            }
+            ApiKey::Metadata if version >= 13 => {
+                Response::Metadata(MetadataResponse::default().with_error_code(error_code))
+            }
+            ApiKey::DescribeLogDirs if version >= 3 => Response::DescribeLogDirs(
+                DescribeLogDirsResponse::default().with_error_code(error_code),
+            ),
+            _ => return None,
+        })
+    }
+}
+
+/// Encodes `response` at `version` for the request with `correlation_id`,
+/// size prefix included. ApiVersions responses always use header v0 (so a
+/// client that sent an unsupported version can read them).
+pub fn encode_response(
+    correlation_id: i32,
+    version: i16,
+    response: &Response,
+) -> anyhow::Result<Bytes> {
+    let header_version = response.api_key().response_header_version(version);
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    ResponseHeader::default()
+        .with_correlation_id(correlation_id)
+        .encode(&mut buf, header_version)?;
+    response.encode_body(&mut buf, version)?;
+    let size = i32::try_from(buf.len() - 4)
+        .map_err(|_| anyhow::anyhow!("response of {} bytes is too large", buf.len()))?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Ok(buf.freeze())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::versions::SUPPORTED_APIS;
+
+    #[test]
+    fn api_versions_response_uses_header_v0_at_every_version() {
+        for v in 0..=4 {
+            let r = Response::ApiVersions(ApiVersionsResponse::default());
+            let b = encode_response(42, v, &r).unwrap();
+            // size, correlation id, then the error code: no tagged-field byte.
+            assert_eq!(&b[4..8], &42i32.to_be_bytes());
+            assert_eq!(&b[8..10], &0i16.to_be_bytes());
+        }
+    }
+
+    #[test]
+    fn default_responses_encode_at_every_advertised_version() {
+        for r in SUPPORTED_APIS {
+            for v in r.min_version..=r.max_version {
+                if let Some(resp) = Response::top_level_error(r.api_key, v, 42) {
+                    let b = encode_response(1, v, &resp).unwrap();
+                    assert_eq!(
+                        i32::from_be_bytes(b[..4].try_into().unwrap()) as usize,
+                        b.len() - 4
+                    );
+                }
+            }
+        }
+    }
+}

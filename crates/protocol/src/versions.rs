@@ -1,0 +1,99 @@
+//! The API versions Riffle serves.
+//!
+//! Riffle advertises Apache Kafka 4.0's ranges for every API it serves.
+//! Kafka 4.0 is the release whose oldest versions (KIP-896 removed the
+//! pre-2.1 ones) match what the `kafka-protocol` crate can decode; 3.9's
+//! wider ranges include versions that crate cannot read. An API Riffle does
+//! not serve is not advertised at all.
+
+use kafka_protocol::messages::ApiKey;
+
+/// One API and the versions of it that Riffle serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRange {
+    pub api_key: ApiKey,
+    pub min_version: i16,
+    pub max_version: i16,
+}
+
+const fn range(api_key: ApiKey, min_version: i16, max_version: i16) -> ApiRange {
+    ApiRange {
+        api_key,
+        min_version,
+        max_version,
+    }
+}
+
+/// Kafka 4.0's ranges for the APIs Riffle serves, in API key order.
+pub const SUPPORTED_APIS: &[ApiRange] = &[
+    range(ApiKey::Produce, 3, 12),
+    range(ApiKey::Fetch, 4, 17),
+    range(ApiKey::ListOffsets, 1, 10),
+    range(ApiKey::Metadata, 0, 13),
+    range(ApiKey::ApiVersions, 0, 4),
+    range(ApiKey::CreateTopics, 2, 7),
+    range(ApiKey::DeleteTopics, 1, 6),
+    range(ApiKey::DeleteRecords, 0, 2),
+    range(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    range(ApiKey::DescribeConfigs, 1, 4),
+    range(ApiKey::AlterConfigs, 0, 2),
+    range(ApiKey::DescribeLogDirs, 1, 4),
+    range(ApiKey::CreatePartitions, 0, 3),
+    range(ApiKey::IncrementalAlterConfigs, 0, 1),
+    range(ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The served range of `api_key`, if Riffle serves it.
+pub fn supported_range(api_key: ApiKey) -> Option<ApiRange> {
+    SUPPORTED_APIS.iter().copied().find(|r| r.api_key == api_key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Message;
+
+    fn crate_range(key: ApiKey) -> (i16, i16) {
+        let v = match key {
+            ApiKey::Produce => ProduceRequest::VERSIONS,
+            ApiKey::Fetch => FetchRequest::VERSIONS,
+            ApiKey::ListOffsets => ListOffsetsRequest::VERSIONS,
+            ApiKey::Metadata => MetadataRequest::VERSIONS,
+            ApiKey::ApiVersions => ApiVersionsRequest::VERSIONS,
+            ApiKey::CreateTopics => CreateTopicsRequest::VERSIONS,
+            ApiKey::DeleteTopics => DeleteTopicsRequest::VERSIONS,
+            ApiKey::DeleteRecords => DeleteRecordsRequest::VERSIONS,
+            ApiKey::OffsetForLeaderEpoch => OffsetForLeaderEpochRequest::VERSIONS,
+            ApiKey::DescribeConfigs => DescribeConfigsRequest::VERSIONS,
+            ApiKey::AlterConfigs => AlterConfigsRequest::VERSIONS,
+            ApiKey::DescribeLogDirs => DescribeLogDirsRequest::VERSIONS,
+            ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
+            ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
+            ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
+            other => panic!("{other:?} is not in the table"),
+        };
+        (v.min, v.max)
+    }
+
+    #[test]
+    fn every_advertised_version_is_decodable_by_kafka_protocol() {
+        for r in SUPPORTED_APIS {
+            let (min, max) = crate_range(r.api_key);
+            assert!(
+                min <= r.min_version && r.max_version <= max,
+                "{:?}: advertised {}-{}, decodable {min}-{max}",
+                r.api_key,
+                r.min_version,
+                r.max_version
+            );
+        }
+    }
+
+    #[test]
+    fn table_is_in_api_key_order_without_duplicates() {
+        for w in SUPPORTED_APIS.windows(2) {
+            assert!((w[0].api_key as i16) < (w[1].api_key as i16));
+        }
+    }
+}
