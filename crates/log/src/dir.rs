@@ -54,6 +54,10 @@ impl TopicPartition {
     }
 }
 
+/// The directory of the cluster metadata log (`__cluster_metadata-0`),
+/// which [`LogDir`] leaves alone.
+pub const METADATA_LOG_DIR_NAME: &str = "__cluster_metadata-0";
+
 /// The logs of one directory and its checkpoints.
 #[derive(Debug)]
 pub struct LogDir {
@@ -124,6 +128,11 @@ impl LogDir {
                 continue;
             }
             let name = entry.file_name().to_string_lossy().into_owned();
+            if name == METADATA_LOG_DIR_NAME {
+                // The metadata log belongs to the metadata layer, which
+                // opens and recovers it itself.
+                continue;
+            }
             if name.ends_with("-delete") {
                 info!(dir = %entry.path().display(), "removing a partition directory left from a deletion");
                 fs::remove_dir_all(entry.path()).map_err(LogError::io(entry.path()))?;

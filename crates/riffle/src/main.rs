@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod dump_log;
+mod server;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,11 +21,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a broker and controller (arrives with the single-node broker issue).
+    /// Run a broker and controller. Without --config: the embedded default
+    /// (node 1, clients on 127.0.0.1:9092, controller on 127.0.0.1:9093,
+    /// data in ./riffle-data).
     Server {
-        /// A server.properties file with Kafka's property names.
+        /// A server.properties file with Kafka's property names; it is the
+        /// whole configuration, as with Kafka.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// key=value settings applied over the file or the embedded
+        /// default; may be repeated.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
     },
     /// Print the batches (and optionally records) of segment files or a
     /// partition directory, like Kafka's kafka-dump-log.
@@ -51,16 +59,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Server { config } => {
-            let from = config.map_or("the embedded default".to_string(), |p| {
-                p.display().to_string()
-            });
-            eprintln!(
-                "riffle server ({from}): the broker arrives with the single-node broker issue; \
-                 this build has the storage engine only (try `riffle dump-log`)."
-            );
-            Ok(())
-        }
+        Command::Server { config, overrides } => server::run(config, overrides),
         Command::DumpLog {
             files,
             print_records,

@@ -1,0 +1,188 @@
+//! Metadata and DescribeCluster.
+
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::ResponseError;
+use riffle_metadata::{MetadataImage, TopicImage};
+use tracing::{info, warn};
+
+use super::{is_internal_topic, ConnContext};
+use crate::broker::Broker;
+use crate::util::sb;
+
+/// Brokers with an endpoint on the listener the request came in on.
+fn endpoints(image: &MetadataImage, listener: &str) -> Vec<(i32, String, u16, Option<String>, bool)> {
+    image
+        .brokers()
+        .filter_map(|b| {
+            let e = b.endpoints.iter().find(|e| e.name == listener)?;
+            Some((b.id, e.host.clone(), e.port, b.rack.clone(), b.fenced))
+        })
+        .collect()
+}
+
+fn topic_metadata(t: &TopicImage, version: i16) -> MetadataResponseTopic {
+    let mut out = MetadataResponseTopic::default()
+        .with_name(Some(TopicName(sb(t.name.clone()))))
+        .with_is_internal(is_internal_topic(&t.name))
+        .with_partitions(
+            t.partitions
+                .iter()
+                .map(|(&p, part)| {
+                    MetadataResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_leader_id(BrokerId(part.leader))
+                        .with_leader_epoch(part.leader_epoch)
+                        .with_replica_nodes(part.replicas.iter().map(|&r| BrokerId(r)).collect())
+                        .with_isr_nodes(part.isr.iter().map(|&r| BrokerId(r)).collect())
+                })
+                .collect(),
+        );
+    if version >= 10 {
+        out.topic_id = t.id;
+    }
+    out
+}
+
+fn error_topic(name: Option<String>, code: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name.map(|n| TopicName(sb(n))))
+        .with_error_code(code.code())
+}
+
+pub async fn handle(
+    broker: &Broker,
+    ctx: &ConnContext,
+    req: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
+    let mut image = broker.image();
+    let mut topics = Vec::new();
+    match &req.topics {
+        None => {
+            topics.extend(image.topics().map(|t| topic_metadata(t, version)));
+        }
+        Some(requested) => {
+            // Metadata v1-3 always allow auto-creation; v4+ say so.
+            let allow_auto = version < 4 || req.allow_auto_topic_creation;
+            for t in requested {
+                let name = t.name.as_ref().map(|n| n.0.to_string());
+                let Some(name) = name else {
+                    // v10+: lookup by id.
+                    match image.topic_by_id(t.topic_id) {
+                        Some(topic) => topics.push(topic_metadata(topic, version)),
+                        None => topics.push(error_topic(None, ResponseError::UnknownTopicId)),
+                    }
+                    continue;
+                };
+                if let Some(topic) = image.topic(&name) {
+                    topics.push(topic_metadata(topic, version));
+                    continue;
+                }
+                let auto = allow_auto && broker.config.auto_create_topics_enable;
+                if !auto {
+                    topics.push(error_topic(Some(name), ResponseError::UnknownTopicOrPartition));
+                    continue;
+                }
+                let outcome = broker
+                    .controller_write(|c, img| c.auto_create_topic(img, &name))
+                    .await;
+                match outcome {
+                    Ok(Ok(())) => {
+                        info!(topic = %name, "auto-created topic");
+                        image = broker.image();
+                        match image.topic(&name) {
+                            Some(topic) => topics.push(topic_metadata(topic, version)),
+                            None => topics.push(error_topic(
+                                Some(name),
+                                ResponseError::LeaderNotAvailable,
+                            )),
+                        }
+                    }
+                    Ok(Err((code, _message))) => {
+                        let code = ResponseError::try_from_code(code)
+                            .unwrap_or(ResponseError::UnknownServerError);
+                        // A topic created concurrently is simply there now.
+                        image = broker.image();
+                        match image.topic(&name) {
+                            Some(topic) => topics.push(topic_metadata(topic, version)),
+                            None => topics.push(error_topic(Some(name), code)),
+                        }
+                    }
+                    Err(e) => {
+                        warn!(topic = %name, "auto-creation failed: {e}");
+                        topics.push(error_topic(Some(name), ResponseError::LeaderNotAvailable));
+                    }
+                }
+            }
+        }
+    }
+    let brokers = endpoints(&image, &ctx.listener)
+        .into_iter()
+        .filter(|b| !b.4)
+        .map(|(id, host, port, rack, _)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(sb(host))
+                .with_port(i32::from(port))
+                .with_rack(rack.map(sb))
+        })
+        .collect();
+    let mut resp = MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_topics(topics);
+    if version >= 1 {
+        resp.controller_id = BrokerId(broker.config.node_id);
+    }
+    if version >= 2 {
+        resp.cluster_id = Some(sb(broker.cluster_id.clone()));
+    }
+    resp
+}
+
+pub fn describe_cluster(
+    broker: &Broker,
+    ctx: &ConnContext,
+    req: DescribeClusterRequest,
+    version: i16,
+) -> DescribeClusterResponse {
+    let image = broker.image();
+    let mut resp = DescribeClusterResponse::default()
+        .with_cluster_id(sb(broker.cluster_id.clone()))
+        .with_controller_id(BrokerId(broker.config.node_id));
+    // Endpoint type 2 asks for controllers (KIP-919); Riffle's controller
+    // is this node, reached through its controller listener.
+    if version >= 1 {
+        resp.endpoint_type = req.endpoint_type;
+        if req.endpoint_type == 2 {
+            resp.error_code = ResponseError::UnsupportedEndpointType.code();
+            resp.error_message = Some(sb(
+                "describing controller endpoints is served by the KRaft quorum, which is not running yet",
+            ));
+            return resp;
+        } else if req.endpoint_type != 1 {
+            resp.error_code = ResponseError::UnsupportedEndpointType.code();
+            return resp;
+        }
+    }
+    let include_fenced = version >= 2 && req.include_fenced_brokers;
+    resp.brokers = endpoints(&image, &ctx.listener)
+        .into_iter()
+        .filter(|b| include_fenced || !b.4)
+        .map(|(id, host, port, rack, fenced)| {
+            let mut b = DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(id))
+                .with_host(sb(host))
+                .with_port(i32::from(port))
+                .with_rack(rack.map(sb));
+            if version >= 2 {
+                b.is_fenced = fenced;
+            }
+            b
+        })
+        .collect();
+    resp
+}

@@ -1,0 +1,126 @@
+//! Request handlers, one function per API.
+//!
+//! A handler gets the decoded request and returns the response body, or
+//! `None` when no response is due (acks=0 produce). Errors specific to a
+//! topic or partition are answered in the response; an `Err` closes the
+//! connection.
+
+mod admin;
+mod fetch;
+mod metadata;
+mod offsets;
+mod produce;
+
+use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
+use kafka_protocol::messages::*;
+use kafka_protocol::ResponseError;
+use riffle_protocol::request::{Request, RequestFrame};
+use riffle_protocol::response::Response;
+use riffle_protocol::SUPPORTED_APIS;
+
+use crate::broker::Broker;
+use crate::server::ListenerKind;
+use crate::util::sb;
+
+/// The connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ConnContext {
+    pub listener: String,
+    pub kind: ListenerKind,
+    pub peer: std::net::SocketAddr,
+}
+
+/// Kafka's `metadata.version` level for 3.9 (3.9-IV0), the level Riffle
+/// writes and reports.
+pub const METADATA_VERSION_FEATURE: &str = "metadata.version";
+
+/// Handles one request.
+pub async fn handle(
+    broker: &Broker,
+    ctx: &ConnContext,
+    frame: RequestFrame,
+) -> Result<Option<Response>, String> {
+    let version = frame.version();
+    if ctx.kind == ListenerKind::Controller && !matches!(frame.body, Request::ApiVersions(_)) {
+        return Err(format!(
+            "{:?} is not served on the controller listener {}",
+            frame.api_key, ctx.listener
+        ));
+    }
+    Ok(Some(match frame.body {
+        Request::ApiVersions(_) => Response::ApiVersions(api_versions(broker, ctx, version)),
+        Request::Metadata(r) => Response::Metadata(metadata::handle(broker, ctx, r, version).await),
+        Request::Produce(r) => match produce::handle(broker, r, version).await {
+            Some(r) => Response::Produce(r),
+            None => return Ok(None),
+        },
+        Request::Fetch(r) => Response::Fetch(fetch::handle(broker, r, version).await),
+        Request::ListOffsets(r) => Response::ListOffsets(offsets::list_offsets(broker, r, version)),
+        Request::DeleteRecords(r) => Response::DeleteRecords(offsets::delete_records(broker, r)),
+        Request::OffsetForLeaderEpoch(r) => {
+            Response::OffsetForLeaderEpoch(offsets::offset_for_leader_epoch(broker, r))
+        }
+        Request::DescribeLogDirs(r) => {
+            Response::DescribeLogDirs(offsets::describe_log_dirs(broker, r, version))
+        }
+        Request::DescribeCluster(r) => {
+            Response::DescribeCluster(metadata::describe_cluster(broker, ctx, r, version))
+        }
+        Request::CreateTopics(r) => Response::CreateTopics(admin::create_topics(broker, r, version).await),
+        Request::DeleteTopics(r) => Response::DeleteTopics(admin::delete_topics(broker, r, version).await),
+        Request::CreatePartitions(r) => {
+            Response::CreatePartitions(admin::create_partitions(broker, r, version).await)
+        }
+        Request::DescribeConfigs(r) => {
+            Response::DescribeConfigs(admin::describe_configs(broker, r, version))
+        }
+        Request::AlterConfigs(r) => Response::AlterConfigs(admin::alter_configs(broker, r, version).await),
+        Request::IncrementalAlterConfigs(r) => Response::IncrementalAlterConfigs(
+            admin::incremental_alter_configs(broker, r, version).await,
+        ),
+    }))
+}
+
+/// The ApiVersions body listing every served API.
+pub fn api_versions_body(error_code: i16, _version: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(
+            SUPPORTED_APIS
+                .iter()
+                .map(|r| {
+                    ApiVersion::default()
+                        .with_api_key(r.api_key as i16)
+                        .with_min_version(r.min_version)
+                        .with_max_version(r.max_version)
+                })
+                .collect(),
+        )
+}
+
+fn api_versions(broker: &Broker, ctx: &ConnContext, version: i16) -> ApiVersionsResponse {
+    let mut body = api_versions_body(0, version);
+    if ctx.kind == ListenerKind::Controller {
+        body.api_keys.retain(|k| k.api_key == ApiKey::ApiVersions as i16);
+    }
+    if version >= 3 {
+        let image = broker.image();
+        let level = image.feature_level(METADATA_VERSION_FEATURE).unwrap_or(0);
+        body.supported_features = vec![SupportedFeatureKey::default()
+            .with_name(sb(METADATA_VERSION_FEATURE))
+            .with_min_version(1)
+            .with_max_version(level.max(1))];
+        body.finalized_features_epoch = image.offset();
+        body.finalized_features = vec![FinalizedFeatureKey::default()
+            .with_name(sb(METADATA_VERSION_FEATURE))
+            .with_min_version_level(level)
+            .with_max_version_level(level)];
+    }
+    body
+}
+
+/// Whether a topic is one of Kafka's internal topics, which clients may
+/// not produce to.
+pub fn is_internal_topic(name: &str) -> bool {
+    name == "__consumer_offsets" || name == "__transaction_state"
+}

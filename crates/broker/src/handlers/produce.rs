@@ -1,0 +1,88 @@
+//! Produce.
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::*;
+use kafka_protocol::ResponseError;
+use riffle_log::batch::BatchIter;
+use riffle_log::TopicPartition;
+
+use super::is_internal_topic;
+use crate::broker::Broker;
+use crate::replica::PartitionError;
+use crate::util::sb;
+
+fn error_partition(index: i32, e: PartitionError, version: i16) -> PartitionProduceResponse {
+    let mut p = PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(e.code.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1);
+    if version >= 8 {
+        p.error_message = e.message.map(sb);
+    }
+    p
+}
+
+/// Produce v3+ carries exactly one v2 batch per partition.
+fn check_one_batch(records: &[u8]) -> Result<(), PartitionError> {
+    let mut batches = BatchIter::new(records);
+    match (batches.next(), batches.next()) {
+        (Some(Ok(_)), None) => Ok(()),
+        (Some(Err(e)), _) => Err(PartitionError::with_message(e.error_code(), e.to_string())),
+        (None, _) => Err(PartitionError::with_message(
+            ResponseError::InvalidRecord,
+            "Produce requests with version 3 and above must carry exactly one record batch; this one has none",
+        )),
+        (Some(Ok(_)), Some(_)) => Err(PartitionError::with_message(
+            ResponseError::InvalidRecord,
+            "Produce requests with version 3 and above must carry exactly one record batch",
+        )),
+    }
+}
+
+/// Handles a produce request; `None` for acks=0.
+pub async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+    let acks = req.acks;
+    let mut responses = Vec::with_capacity(req.topic_data.len());
+    for topic in req.topic_data {
+        let name = topic.name.0.to_string();
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for p in topic.partition_data {
+            let result = if !matches!(acks, -1 | 0 | 1) {
+                Err(PartitionError::new(ResponseError::InvalidRequiredAcks))
+            } else if is_internal_topic(&name) {
+                Err(PartitionError::with_message(
+                    ResponseError::InvalidTopicException,
+                    format!("Cannot append to internal topic {name}"),
+                ))
+            } else {
+                let records = p.records.unwrap_or_default();
+                check_one_batch(&records).and_then(|()| {
+                    broker
+                        .replicas
+                        .append(&TopicPartition::new(name.clone(), p.index), records)
+                })
+            };
+            partitions.push(match result {
+                Ok(info) => PartitionProduceResponse::default()
+                    .with_index(p.index)
+                    .with_base_offset(info.first_offset)
+                    .with_log_append_time_ms(info.log_append_time_ms)
+                    .with_log_start_offset(info.log_start_offset),
+                Err(e) => error_partition(p.index, e, version),
+            });
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(TopicName(sb(name)))
+                .with_partition_responses(partitions),
+        );
+    }
+    if acks == 0 {
+        return None;
+    }
+    // One replica: the high watermark moved with the append, so acks=all
+    // is satisfied as soon as the append returned.
+    Some(ProduceResponse::default().with_responses(responses))
+}

@@ -1,0 +1,362 @@
+//! Listeners and connections.
+//!
+//! One task per connection reads frames, handles each request and writes
+//! its response before reading the next, so pipelined requests are
+//! answered in order (Kafka mutes a channel the same way). Limits:
+//! `socket.request.max.bytes` before any allocation, `connections.max.idle.ms`
+//! between requests, `max.connections` and `max.connections.per.ip` at
+//! accept.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::ApiKey;
+use kafka_protocol::ResponseError;
+use riffle_protocol::request::{decode_request, DecodeError};
+use riffle_protocol::response::{encode_response, Response};
+use riffle_protocol::{read_frame, FrameError};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::broker::Broker;
+use crate::error::BrokerError;
+use crate::handlers::{self, ConnContext};
+
+/// How often logs are flushed on time and directories checkpointed.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// Client and inter-broker traffic.
+    Broker,
+    /// The controller listener: only ApiVersions until KRaft arrives.
+    Controller,
+}
+
+#[derive(Debug)]
+struct ConnectionLimits {
+    max_connections: usize,
+    max_per_ip: usize,
+    per_ip_overrides: HashMap<IpAddr, usize>,
+    total: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Holds a connection's place in the limits until dropped.
+#[derive(Debug)]
+struct ConnectionSlot {
+    limits: Arc<ConnectionLimits>,
+    ip: IpAddr,
+}
+
+impl ConnectionLimits {
+    fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, String> {
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let count = per_ip.get(&ip).copied().unwrap_or(0);
+        let max_ip = self.per_ip_overrides.get(&ip).copied().unwrap_or(self.max_per_ip);
+        if count >= max_ip {
+            return Err(format!("max.connections.per.ip ({max_ip}) reached for {ip}"));
+        }
+        if self.total.load(Ordering::SeqCst) >= self.max_connections {
+            return Err(format!("max.connections ({}) reached", self.max_connections));
+        }
+        self.total.fetch_add(1, Ordering::SeqCst);
+        per_ip.insert(ip, count + 1);
+        Ok(ConnectionSlot {
+            limits: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.limits.total.fetch_sub(1, Ordering::SeqCst);
+        let mut per_ip = self.limits.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A running server: its bound addresses and the way to stop it.
+#[derive(Debug)]
+pub struct Server {
+    broker: Arc<Broker>,
+    /// (listener name, kind, bound address).
+    pub listeners: Vec<(String, ListenerKind, SocketAddr)>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Server {
+    /// Binds every listener and starts serving.
+    pub async fn start(broker: Broker) -> Result<Server, BrokerError> {
+        let broker = Arc::new(broker);
+        let config = &broker.config;
+        let limits = Arc::new(ConnectionLimits {
+            max_connections: config.max_connections.max(0) as usize,
+            max_per_ip: config.max_connections_per_ip.max(0) as usize,
+            per_ip_overrides: config
+                .max_connections_per_ip_overrides
+                .iter()
+                .filter_map(|(host, n)| Some((host.parse().ok()?, (*n).max(0) as usize)))
+                .collect(),
+            total: AtomicUsize::new(0),
+            per_ip: Mutex::new(HashMap::new()),
+        });
+        let (shutdown, _) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let kind = if config.controller_listener_names.contains(&l.name) {
+                ListenerKind::Controller
+            } else {
+                ListenerKind::Broker
+            };
+            let address = format!("{}:{}", l.host, l.port);
+            let bind_host = if l.host.is_empty() { "0.0.0.0" } else { &l.host };
+            let socket = TcpListener::bind((bind_host, l.port))
+                .await
+                .map_err(|source| BrokerError::Bind {
+                    address: address.clone(),
+                    source,
+                })?;
+            let local = socket.local_addr().map_err(|source| BrokerError::Bind {
+                address: address.clone(),
+                source,
+            })?;
+            info!(listener = %l.name, address = %local, ?kind, "listening");
+            listeners.push((l.name.clone(), kind, local));
+            tasks.spawn(accept_loop(
+                socket,
+                l.name.clone(),
+                kind,
+                broker.clone(),
+                limits.clone(),
+                shutdown.subscribe(),
+            ));
+        }
+        tasks.spawn(maintenance_loop(
+            broker.clone(),
+            shutdown.subscribe(),
+        ));
+        Ok(Server {
+            broker,
+            listeners,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// The bound address of the first listener of `kind`.
+    pub fn address(&self, kind: ListenerKind) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(_, k, _)| *k == kind)
+            .map(|(_, _, a)| *a)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, then flushes and
+    /// closes the logs (writing the clean-shutdown marker).
+    pub async fn shutdown(mut self) -> Result<(), BrokerError> {
+        info!("shutting down");
+        self.shutdown.send_replace(true);
+        while self.tasks.join_next().await.is_some() {}
+        let broker = Arc::try_unwrap(self.broker).map_err(|_| {
+            BrokerError::Storage("connections still hold the broker at shutdown".into())
+        })?;
+        broker.close()?;
+        info!("shut down cleanly");
+        Ok(())
+    }
+}
+
+async fn maintenance_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let retention_every = broker.config.log_retention_check_interval_ms.max(1000) as u128;
+    let mut last_retention = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(MAINTENANCE_INTERVAL) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let retention = last_retention.elapsed().as_millis() >= retention_every;
+        if retention {
+            last_retention = std::time::Instant::now();
+        }
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || b.replicas.maintain(retention)).await;
+    }
+}
+
+async fn accept_loop(
+    socket: TcpListener,
+    listener: String,
+    kind: ListenerKind,
+    broker: Arc<Broker>,
+    limits: Arc<ConnectionLimits>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = socket.accept() => a,
+            _ = shutdown.wait_for(|s| *s) => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let slot = match limits.try_acquire(peer.ip()) {
+            Ok(slot) => slot,
+            Err(reason) => {
+                info!(%peer, "refusing connection: {reason}");
+                drop(stream);
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let ctx = ConnContext {
+            listener: listener.clone(),
+            kind,
+            peer,
+        };
+        connections.spawn(serve_connection(
+            stream,
+            ctx,
+            broker.clone(),
+            shutdown.clone(),
+            slot,
+        ));
+    }
+    drop(socket);
+    while connections.join_next().await.is_some() {}
+}
+
+/// Why a connection ended, when it was not the client's choice.
+#[derive(Debug)]
+enum Close {
+    Idle,
+    Frame(FrameError),
+    Decode(DecodeError),
+    Encode(String),
+    Write(std::io::Error),
+    Refused(String),
+    Shutdown,
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    ctx: ConnContext,
+    broker: Arc<Broker>,
+    mut shutdown: watch::Receiver<bool>,
+    _slot: ConnectionSlot,
+) {
+    let peer = ctx.peer;
+    let (mut reader, mut writer) = stream.into_split();
+    let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1) as u64);
+    let max_bytes = broker.config.socket_request_max_bytes.max(0) as usize;
+    let outcome: Close = loop {
+        let frame = tokio::select! {
+            f = tokio::time::timeout(idle, read_frame(&mut reader, max_bytes)) => f,
+            _ = shutdown.wait_for(|s| *s) => break Close::Shutdown,
+        };
+        let frame = match frame {
+            Err(_) => break Close::Idle,
+            Ok(Ok(Some(frame))) => frame.freeze(),
+            Ok(Ok(None)) => {
+                debug!(%peer, "connection closed by client");
+                return;
+            }
+            Ok(Err(e)) => break Close::Frame(e),
+        };
+        let answer = match decode_request(frame) {
+            Ok(request) => {
+                let version = request.version();
+                let correlation_id = request.correlation_id();
+                match handlers::handle(&broker, &ctx, request).await {
+                    Ok(r) => r.map(|r| (correlation_id, version, r)),
+                    Err(reason) => break Close::Refused(reason),
+                }
+            }
+            Err(e) => match error_response(&e) {
+                Some((correlation_id, version, response)) => {
+                    debug!(%peer, "answering an undecodable request with an error: {e}");
+                    Some((correlation_id, version, response))
+                }
+                None => break Close::Decode(e),
+            },
+        };
+        let Some((correlation_id, version, response)) = answer else {
+            continue; // acks=0 produce: no response.
+        };
+        let bytes: Bytes = match encode_response(correlation_id, version, &response) {
+            Ok(b) => b,
+            Err(e) => break Close::Encode(format!("{e:#}")),
+        };
+        if let Err(e) = writer.write_all(&bytes).await {
+            break Close::Write(e);
+        }
+    };
+    match outcome {
+        Close::Shutdown => debug!(%peer, "closing connection for shutdown"),
+        Close::Idle => debug!(%peer, "closing idle connection (connections.max.idle.ms)"),
+        Close::Write(e) => debug!(%peer, "connection lost while writing: {e}"),
+        Close::Frame(FrameError::Io(e)) => debug!(%peer, "connection lost: {e}"),
+        Close::Frame(e) => warn!(%peer, "closing connection: {e}"),
+        Close::Decode(e) => warn!(%peer, "closing connection: {e}"),
+        Close::Refused(e) => warn!(%peer, "closing connection: {e}"),
+        Close::Encode(e) => warn!(%peer, "closing connection: cannot encode the response: {e}"),
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// The error response for a request that did not decode, when one is
+/// possible: ApiVersions at an unsupported version gets a v0 body with the
+/// supported ranges; a body that did not decode gets a top-level
+/// INVALID_REQUEST where the response has a top-level error code.
+fn error_response(e: &DecodeError) -> Option<(i32, i16, Response)> {
+    match e {
+        DecodeError::UnsupportedVersion {
+            api_key: ApiKey::ApiVersions,
+            correlation_id,
+            ..
+        } => Some((
+            *correlation_id,
+            0,
+            Response::ApiVersions(handlers::api_versions_body(
+                ResponseError::UnsupportedVersion.code(),
+                0,
+            )),
+        )),
+        DecodeError::MalformedBody {
+            api_key, header, ..
+        } => Response::top_level_error(
+            *api_key,
+            header.request_api_version,
+            ResponseError::InvalidRequest.code(),
+        )
+        .map(|r| (header.correlation_id, header.request_api_version, r)),
+        _ => None,
+    }
+}

@@ -1,0 +1,314 @@
+//! End-to-end tests of the broker over TCP with a raw Kafka client.
+
+mod common;
+
+use bytes::{BufMut, BytesMut};
+use common::*;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::Decodable;
+use kafka_protocol::records::{Compression, RecordBatchDecoder};
+use kafka_protocol::ResponseError;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_lists_served_apis_and_answers_unknown_versions_with_v0() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    let mut c = Client::connect(addr(&server)).await;
+    let r: ApiVersionsResponse = c
+        .send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    assert_eq!(r.error_code, 0);
+    let produce = r.api_keys.iter().find(|k| k.api_key == 0).unwrap();
+    assert_eq!((produce.min_version, produce.max_version), (3, 12));
+    assert!(r.api_keys.iter().all(|k| k.api_key != ApiKey::JoinGroup as i16));
+
+    // ApiVersions v127: a v0 body with UNSUPPORTED_VERSION and the ranges.
+    let mut raw = c
+        .send_raw(ApiKey::ApiVersions, 127, &ApiVersionsRequest::default())
+        .await;
+    // send_raw decoded the header as v0 (ApiVersions responses always are).
+    let r = ApiVersionsResponse::decode(raw.as_mut().unwrap(), 0).unwrap();
+    assert_eq!(r.error_code, code(ResponseError::UnsupportedVersion));
+    assert!(r.api_keys.iter().any(|k| k.api_key == 18));
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_produce_fetch_list_offsets_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    let mut c = Client::connect(addr(&server)).await;
+    let r: CreateTopicsResponse = c
+        .send(ApiKey::CreateTopics, 7, &create_topic_req("orders", 2))
+        .await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    let r: CreateTopicsResponse = c
+        .send(ApiKey::CreateTopics, 7, &create_topic_req("orders", 2))
+        .await;
+    assert_eq!(r.topics[0].error_code, code(ResponseError::TopicAlreadyExists));
+
+    for (i, compression) in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let r: ProduceResponse = c
+            .send(
+                ApiKey::Produce,
+                9,
+                &produce_req("orders", 1, batch(10, 1000 * i as i64, compression), -1),
+            )
+            .await;
+        let p = &r.responses[0].partition_responses[0];
+        assert_eq!(p.error_code, 0, "{:?}", p.error_message);
+        assert_eq!(p.base_offset, 10 * i as i64);
+    }
+
+    let r: FetchResponse = c
+        .send(ApiKey::Fetch, 12, &fetch_req("orders", 1, 0, 100))
+        .await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    assert_eq!(p.high_watermark, 50);
+    let mut records = p.records.clone().unwrap();
+    let mut n = 0;
+    while !records.is_empty() {
+        for set in RecordBatchDecoder::decode_all(&mut records).unwrap() {
+            for r in set.records {
+                assert_eq!(r.offset, n);
+                assert_eq!(r.key.unwrap(), format!("key-{}", n % 10).as_bytes());
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 50);
+
+    // An empty partition answers with empty (not null) records.
+    let r: FetchResponse = c
+        .send(ApiKey::Fetch, 12, &fetch_req("orders", 0, 0, 0))
+        .await;
+    assert_eq!(r.responses[0].partitions[0].records.as_deref(), Some(&[][..]));
+
+    let list = |ts: i64| {
+        ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+                .with_name(TopicName(sb("orders")))
+                .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(1)
+                    .with_current_leader_epoch(-1)
+                    .with_timestamp(ts)])])
+    };
+    for (ts, want) in [(-1, 50), (-2, 0), (2000, 20), (2005, 25), (99_999, -1)] {
+        let r: ListOffsetsResponse = c.send(ApiKey::ListOffsets, 7, &list(ts)).await;
+        assert_eq!(r.topics[0].partitions[0].offset, want, "timestamp {ts}");
+    }
+    let r: ListOffsetsResponse = c.send(ApiKey::ListOffsets, 7, &list(-3)).await;
+    assert_eq!(r.topics[0].partitions[0].timestamp, 4009);
+    assert_eq!(r.topics[0].partitions[0].offset, 49);
+
+    drop(c);
+    server.shutdown().await.unwrap();
+    assert!(dir.path().join(".kafka_cleanshutdown").exists());
+
+    // Topics and data survive the restart.
+    let server = start(dir.path(), &[]).await;
+    let mut c = Client::connect(addr(&server)).await;
+    let r: MetadataResponse = c
+        .send(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None))
+        .await;
+    let t = r.topics.iter().find(|t| t.name.as_ref().unwrap().0.as_str() == "orders").unwrap();
+    assert_eq!(t.partitions.len(), 2);
+    let r: ListOffsetsResponse = c.send(ApiKey::ListOffsets, 7, &list(-1)).await;
+    assert_eq!(r.topics[0].partitions[0].offset, 50);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_long_poll_is_woken_by_an_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    let mut c = Client::connect(addr(&server)).await;
+    let _: CreateTopicsResponse = c
+        .send(ApiKey::CreateTopics, 7, &create_topic_req("poll", 1))
+        .await;
+    let a = addr(&server);
+    let fetcher = tokio::spawn(async move {
+        let mut f = Client::connect(a).await;
+        // Waits up to 30 s; the append below must end the wait.
+        let r: FetchResponse = f.send(ApiKey::Fetch, 12, &fetch_req("poll", 0, 0, 30_000)).await;
+        r
+    });
+    // Produce only once the fetch is (very likely) parked; either order
+    // must give the same answer.
+    tokio::task::yield_now().await;
+    let _: ProduceResponse = c
+        .send(ApiKey::Produce, 9, &produce_req("poll", 0, batch(3, 1, Compression::None), 1))
+        .await;
+    let r = fetcher.await.unwrap();
+    assert_eq!(r.responses[0].partitions[0].high_watermark, 3);
+    assert!(!r.responses[0].partitions[0].records.as_ref().unwrap().is_empty());
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_errors_are_per_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[("message.max.bytes", "2000")]).await;
+    let mut c = Client::connect(addr(&server)).await;
+    let _: CreateTopicsResponse = c
+        .send(ApiKey::CreateTopics, 7, &create_topic_req("small", 1))
+        .await;
+    // Unknown topic.
+    let r: ProduceResponse = c
+        .send(ApiKey::Produce, 9, &produce_req("nope", 0, batch(1, 1, Compression::None), 1))
+        .await;
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code,
+        code(ResponseError::UnknownTopicOrPartition)
+    );
+    // Too large for message.max.bytes.
+    let r: ProduceResponse = c
+        .send(ApiKey::Produce, 9, &produce_req("small", 0, batch(200, 1, Compression::None), 1))
+        .await;
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code,
+        code(ResponseError::MessageTooLarge)
+    );
+    // Two batches in one v3+ request.
+    let mut two = BytesMut::new();
+    two.extend_from_slice(&batch(1, 1, Compression::None));
+    two.extend_from_slice(&batch(1, 1, Compression::None));
+    let r: ProduceResponse = c
+        .send(ApiKey::Produce, 9, &produce_req("small", 0, two.freeze(), 1))
+        .await;
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code,
+        code(ResponseError::InvalidRecord)
+    );
+    // Corrupt CRC.
+    let mut bad = BytesMut::from(&batch(1, 1, Compression::None)[..]);
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff;
+    let r: ProduceResponse = c
+        .send(ApiKey::Produce, 9, &produce_req("small", 0, bad.freeze(), 1))
+        .await;
+    assert_eq!(
+        r.responses[0].partition_responses[0].error_code,
+        code(ResponseError::CorruptMessage)
+    );
+    // acks=0 gets no response: the next request's answer comes first.
+    c.send_raw(ApiKey::Produce, 9, &produce_req("small", 0, batch(1, 1, Compression::None), 0))
+        .await
+        .map(|_| ())
+        .unwrap_or(());
+    server.shutdown().await.unwrap();
+}
+
+/// Sends raw bytes on a fresh connection; returns what came back before
+/// the server closed the connection or a response frame arrived.
+async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _ = s.write_all(bytes).await;
+    let _ = s.shutdown().await;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_answered_or_disconnected_and_the_server_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    let a = addr(&server);
+    // Garbage, a 2 GiB frame, a negative size, a truncated frame.
+    assert!(raw_exchange(a, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.is_empty());
+    assert!(raw_exchange(a, &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3]).await.is_empty());
+    assert!(raw_exchange(a, &[0xff, 0xff, 0xff, 0xff]).await.is_empty());
+    assert!(raw_exchange(a, &[0, 0, 0, 100, 0, 3, 0, 1]).await.is_empty());
+    // Unknown API key.
+    let mut f = BytesMut::new();
+    f.put_i32(10);
+    f.put_i16(9999);
+    f.put_i16(0);
+    f.put_i32(1);
+    f.put_i16(-1);
+    assert!(raw_exchange(a, &f).await.is_empty());
+    // Metadata v1 whose topic array claims i32::MAX entries.
+    let mut f = BytesMut::new();
+    f.put_i32(14);
+    f.put_i16(3);
+    f.put_i16(1);
+    f.put_i32(1);
+    f.put_i16(-1);
+    f.put_i32(i32::MAX);
+    assert!(raw_exchange(a, &f).await.is_empty());
+    // A Fetch v12 whose body is cut short gets a top-level INVALID_REQUEST.
+    let mut f = BytesMut::new();
+    f.put_i32(13);
+    f.put_i16(1);
+    f.put_i16(12);
+    f.put_i32(77);
+    f.put_i16(-1);
+    f.put_u8(0); // header tagged fields
+    let got = raw_exchange(a, &f).await;
+    assert!(got.len() > 8, "expected an error response, got {got:?}");
+    let mut body = bytes::Bytes::from(got[4..].to_vec());
+    let h = ResponseHeader::decode(&mut body, 1).unwrap();
+    assert_eq!(h.correlation_id, 77);
+    let r = FetchResponse::decode(&mut body, 12).unwrap();
+    assert_eq!(r.error_code, code(ResponseError::InvalidRequest));
+
+    // Still serving.
+    let mut c = Client::connect(a).await;
+    let r: MetadataResponse = c
+        .send(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None))
+        .await;
+    assert_eq!(r.brokers.len(), 1);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_requests_are_answered_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    let mut c = Client::connect(addr(&server)).await;
+    let mut buf = BytesMut::new();
+    for id in 1..=20 {
+        let mut b = BytesMut::new();
+        kafka_protocol::protocol::Encodable::encode(
+            &RequestHeader::default()
+                .with_request_api_key(ApiKey::Metadata as i16)
+                .with_request_api_version(1)
+                .with_correlation_id(id),
+            &mut b,
+            1,
+        )
+        .unwrap();
+        kafka_protocol::protocol::Encodable::encode(
+            &MetadataRequest::default().with_topics(Some(vec![])),
+            &mut b,
+            1,
+        )
+        .unwrap();
+        buf.put_i32(b.len() as i32);
+        buf.extend_from_slice(&b);
+    }
+    c.stream.write_all(&buf).await.unwrap();
+    for id in 1..=20 {
+        let mut f = c.read_frame().await.unwrap();
+        let h = ResponseHeader::decode(&mut f, 0).unwrap();
+        assert_eq!(h.correlation_id, id);
+    }
+    server.shutdown().await.unwrap();
+}
