@@ -1,0 +1,1 @@
+//! meta.properties (in progress).
