@@ -283,32 +283,24 @@ fn unescape(raw: &str, line: usize) -> Result<String, ConfigError> {
 
 /// A setting's type, as Kafka's `ConfigDef.Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The discriminants are Kafka's DescribeConfigs `ConfigType` ids.
+#[repr(i8)]
 pub enum ConfigKind {
-    Boolean,
-    String,
-    Int,
-    Short,
-    Long,
-    Double,
-    List,
-    Class,
-    Password,
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Short = 4,
+    Long = 5,
+    Double = 6,
+    List = 7,
+    Class = 8,
+    Password = 9,
 }
 
 impl ConfigKind {
     /// The `ConfigType` id in DescribeConfigs responses.
     pub fn describe_type_id(self) -> i8 {
-        match self {
-            ConfigKind::Boolean => 1,
-            ConfigKind::String => 2,
-            ConfigKind::Int => 3,
-            ConfigKind::Short => 4,
-            ConfigKind::Long => 5,
-            ConfigKind::Double => 6,
-            ConfigKind::List => 7,
-            ConfigKind::Class => 8,
-            ConfigKind::Password => 9,
-        }
+        self as i8
     }
 
     /// Kafka's upper-case type name, used in error messages.
@@ -1211,8 +1203,10 @@ pub struct BrokerConfig {
     static_values: BTreeMap<String, String>,
 }
 
-/// Where a described value comes from: Kafka's DescribeConfigs `ConfigSource` ids.
+/// Where a described value comes from. The discriminants are Kafka's
+/// DescribeConfigs `ConfigSource` ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i8)]
 pub enum ConfigSource {
     Unknown = 0,
     TopicConfig = 1,
