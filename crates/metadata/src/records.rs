@@ -914,7 +914,9 @@ pub fn encode_batch(records: &[MetadataRecord], timestamp_ms: i64) -> BytesMut {
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // kafka-protocol starts a new batch whenever offset minus
+            // sequence changes; this keeps one batch with base sequence -1.
+            sequence: i as i32 - 1,
             timestamp: timestamp_ms,
             key: None,
             value: Some(r.encode()),
