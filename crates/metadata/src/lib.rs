@@ -25,7 +25,10 @@ pub mod image;
 pub mod records;
 pub mod topic_config;
 
-pub use controller::{Controller, ControllerConfig, ControllerResult};
+pub use controller::{
+    is_internal_topic, validate_topic_name, BrokerConfigValidator, Controller, ControllerConfig,
+    ControllerResult,
+};
 pub use image::{
     BrokerRegistration, MetadataDelta, MetadataImage, PartitionImage, TopicImage,
     CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC,
