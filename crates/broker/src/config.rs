@@ -1340,23 +1340,23 @@ impl BrokerConfig {
     ) -> Result<(BrokerConfig, Vec<String>), ConfigError> {
         let mut warnings = Vec::new();
         let mut explicit: BTreeMap<String, String> = BTreeMap::new();
+        // Later entries win: the file, then the overrides.
         for (key, value) in props.into_iter().chain(overrides) {
             let key = key.trim().to_string();
-            match config_def(&key) {
-                Some(def) => {
-                    validate_value(def, &value)?;
-                    explicit.insert(key, value.trim().to_string());
+            if config_def(&key).is_some() {
+                explicit.insert(key, value.trim().to_string());
+            } else {
+                let warning = format!(
+                    "unknown configuration '{key}' is ignored (not a Kafka broker setting that Riffle knows)"
+                );
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
                 }
-                None => {
-                    if !warnings
-                        .iter()
-                        .any(|w: &String| w.contains(&format!("'{key}'")))
-                    {
-                        warnings.push(format!(
-                            "unknown configuration '{key}' is ignored (not a Kafka broker setting that Riffle knows)"
-                        ));
-                    }
-                }
+            }
+        }
+        for (key, value) in &explicit {
+            if let Some(def) = config_def(key) {
+                validate_value(def, value)?;
             }
         }
         for key in explicit.keys() {
