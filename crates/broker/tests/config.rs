@@ -747,7 +747,7 @@ fn formatting_refusals_name_what_to_fix() {
         "version=1\ncluster.id=abc\nnode.id=one\n",
     )
     .expect("write");
-    let err = ensure_formatted(&[bad.clone()], 1, None).expect_err("garbled");
+    let err = ensure_formatted(std::slice::from_ref(&bad), 1, None).expect_err("garbled");
     let msg = err.to_string();
     assert!(
         msg.contains(&bad.join(META_PROPERTIES_FILE).display().to_string()),
