@@ -60,8 +60,13 @@ def ck_admin(bootstrap: str, **extra) -> AdminClient:
 
 
 def topic_partitions(admin: AdminClient, topic: str) -> dict | None:
-    """{partition_id: leader} for a topic, or None when metadata does not show it."""
-    md = admin.list_topics(topic=topic, timeout=10)
+    """{partition_id: leader} for a topic, or None when metadata does not show it.
+
+    Asks for all topics: a Metadata request that names the topic would let the
+    broker auto-create it (librdkafka's admin client allows auto-creation),
+    which is exactly what a "does it exist?" check must not do.
+    """
+    md = admin.list_topics(timeout=10)
     t = md.topics.get(topic)
     if t is None or t.error is not None:
         return None

@@ -357,7 +357,8 @@ def describe(admin, restype, name) -> dict:
 def test_describe_configs_topic(broker):
     topic = unique_topic("ck-cfg")
     create_topic(broker.bootstrap, topic, config={"retention.ms": "3600000", "cleanup.policy": "compact"})
-    configs = describe(ck_admin(broker.bootstrap), ResourceType.TOPIC, topic)
+    admin = ck_admin(broker.bootstrap)
+    configs = describe(admin, ResourceType.TOPIC, topic)
     for key in ["retention.ms", "cleanup.policy", "segment.bytes", "max.message.bytes",
                 "min.insync.replicas", "message.timestamp.type", "compression.type"]:
         assert key in configs, f"{key} missing from DescribeConfigs: {sorted(configs)}"
@@ -370,7 +371,8 @@ def test_describe_configs_topic(broker):
 
 
 def test_describe_configs_broker(broker):
-    configs = describe(ck_admin(broker.bootstrap), ResourceType.BROKER, "1")
+    admin = ck_admin(broker.bootstrap)
+    configs = describe(admin, ResourceType.BROKER, "1")
     for key in ["message.max.bytes", "num.partitions", "log.dirs", "auto.create.topics.enable",
                 "log.retention.hours", "log.segment.bytes", "node.id"]:
         assert key in configs, f"{key} missing from broker DescribeConfigs: {sorted(configs)}"
@@ -380,8 +382,9 @@ def test_describe_configs_broker(broker):
 
 def test_describe_configs_unknown_topic(broker):
     res = ConfigResource(ResourceType.TOPIC, unique_topic("ck-nosuch"))
+    admin = ck_admin(broker.bootstrap)  # keep a reference: a destroyed handle fails its futures
     with pytest.raises(KafkaException) as ei:
-        ck_admin(broker.bootstrap).describe_configs([res])[res].result(ADMIN_TIMEOUT_S)
+        admin.describe_configs([res])[res].result(ADMIN_TIMEOUT_S)
     assert error_code(ei.value) == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
@@ -434,7 +437,8 @@ def test_incremental_alter_configs(broker):
 
 
 def test_describe_cluster(broker):
-    result = ck_admin(broker.bootstrap).describe_cluster().result(ADMIN_TIMEOUT_S)
+    admin = ck_admin(broker.bootstrap)
+    result = admin.describe_cluster().result(ADMIN_TIMEOUT_S)
     assert result.cluster_id
     assert [(n.id, n.host, n.port) for n in result.nodes] == [(1, "127.0.0.1", broker.port)]
     assert result.controller is not None and result.controller.id == 1

@@ -38,7 +38,8 @@ def test_clean_restart_keeps_topics_configs_and_data(broker_factory):
     wait_topic_ready(b.bootstrap, topic, 3)
     assert topic_partitions(ck_admin(b.bootstrap), deleted) is None, "deleted topic came back"
     res = ConfigResource(ResourceType.TOPIC, topic)
-    configs = ck_admin(b.bootstrap).describe_configs([res])[res].result(ADMIN_TIMEOUT_S)
+    admin = ck_admin(b.bootstrap)
+    configs = admin.describe_configs([res])[res].result(ADMIN_TIMEOUT_S)
     assert configs["retention.ms"].value == "86400000"
     assert not configs["retention.ms"].is_default
 

@@ -168,6 +168,10 @@ async function main() {
   assert.equal(md5.topics[0].partitions.length, 5)
 
   step('deleteTopicRecords')
+  // kafkajs finds partition leaders for deleteTopicRecords in its cached
+  // metadata, which the fetchTopicMetadata call above replaced with just
+  // topics.multi: load the topic first (the same is needed against Kafka).
+  await admin.fetchTopicMetadata({ topics: [topics.none] })
   await admin.deleteTopicRecords({ topic: topics.none, partitions: [{ partition: 0, offset: '10' }] })
   const afterDelete = await admin.fetchTopicOffsets(topics.none)
   assert.deepEqual(afterDelete, [{ partition: 0, offset: '50', high: '50', low: '10' }])
@@ -188,6 +192,6 @@ async function main() {
 
 main().catch(err => {
   process.stderr.write(`kafkajs compatibility check FAILED: ${err && err.stack ? err.stack : err}\n`)
-  if (err && err.errors) process.stderr.write(`nested errors: ${JSON.stringify(err.errors)}\n`)
+  if (err && typeof err === 'object') process.stderr.write(`error fields: ${JSON.stringify(err)}\n`)
   process.exit(1)
 })
