@@ -15,6 +15,7 @@ import socket
 import struct
 
 API_KEY_METADATA = 3
+API_KEY_OFFSET_FOR_LEADER_EPOCH = 23
 API_KEY_API_VERSIONS = 18
 
 ERROR_UNSUPPORTED_VERSION = 35
@@ -194,3 +195,33 @@ def metadata_brokers(port: int, timeout_s: float = 5.0) -> list[tuple[int, str, 
         if corr != 7:
             raise ValueError(f"correlation id {corr}, expected 7")
         return brokers
+
+
+def int64(v: int) -> bytes:
+    return struct.pack(">q", v)
+
+
+def offset_for_leader_epoch_v3_request(correlation_id: int, topic: str,
+                                       partitions: list[tuple[int, int, int]]) -> bytes:
+    """partitions: [(partition, current_leader_epoch, leader_epoch)]; replica_id -1 (a consumer)."""
+    body = int32(-1) + int32(1) + string(topic) + int32(len(partitions))
+    for partition, current_epoch, epoch in partitions:
+        body += int32(partition) + int32(current_epoch) + int32(epoch)
+    return frame(header_v1(API_KEY_OFFSET_FOR_LEADER_EPOCH, 3, correlation_id) + body)
+
+
+def parse_offset_for_leader_epoch_v3(payload: bytes) -> tuple[int, dict[tuple[str, int], tuple[int, int, int]]]:
+    """(correlation_id, {(topic, partition): (error_code, leader_epoch, end_offset)})."""
+    r = Reader(payload)
+    correlation_id = r.int32()
+    r.int32()  # throttle_time_ms
+    out = {}
+    for _ in range(r.int32()):
+        topic = r.string()
+        for _ in range(r.int32()):
+            error_code = r.int16()
+            partition = r.int32()
+            leader_epoch = r.int32()
+            (end_offset,) = struct.unpack(">q", r.take(8))
+            out[(topic, partition)] = (error_code, leader_epoch, end_offset)
+    return correlation_id, out

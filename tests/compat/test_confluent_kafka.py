@@ -9,8 +9,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, TIMESTAMP_CREATE_TIME, KafkaError,
-                             KafkaException, TopicPartition)
+from confluent_kafka import (OFFSET_BEGINNING, OFFSET_END, TIMESTAMP_CREATE_TIME,
+                             TIMESTAMP_LOG_APPEND_TIME, KafkaError, KafkaException, TopicPartition)
 from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
                                    NewPartitions, NewTopic, OffsetSpec, ResourceType)
 
@@ -531,3 +531,58 @@ def test_delete_records(broker):
     with pytest.raises(KafkaException) as ei:
         admin.delete_records([tp])[tp].result(ADMIN_TIMEOUT_S)
     assert error_code(ei.value) == KafkaError.OFFSET_OUT_OF_RANGE
+
+
+# ---------------------------------------------------------------- topic configs that change broker behaviour
+
+
+def test_log_append_time_topic(broker):
+    # message.timestamp.type=LogAppendTime: the broker stamps each batch with
+    # its own clock and consumers see TIMESTAMP_LOG_APPEND_TIME.
+    topic = unique_topic("ck-lat")
+    create_topic(broker.bootstrap, topic, config={"message.timestamp.type": "LogAppendTime"})
+    given = 1_000_000_000_000  # 2001: far from the broker's clock
+    produce_all(ck_producer(broker.bootstrap), topic,
+                [{"value": f"lat{i}".encode(), "timestamp": given + i} for i in range(3)])
+    got = consume(broker.bootstrap, topic, 3)
+    for m in got:
+        ts_type, ts = m.timestamp()
+        assert ts_type == TIMESTAMP_LOG_APPEND_TIME, m.timestamp()
+        assert ts > given + 10**11, f"LogAppendTime {ts} looks like the producer's CreateTime"
+
+
+def test_min_insync_replicas_not_met(broker):
+    # One broker, replication factor 1: ISR size 1 < min.insync.replicas=2,
+    # so acks=all is refused with NOT_ENOUGH_REPLICAS while acks=1 works.
+    topic = unique_topic("ck-minisr")
+    create_topic(broker.bootstrap, topic, config={"min.insync.replicas": "2"})
+    p = ck_producer(broker.bootstrap, acks="all", retries=0, **{"message.timeout.ms": 10000})
+    errors = []
+    p.produce(topic, value=b"needs two replicas", on_delivery=lambda err, msg: errors.append(err))
+    assert p.flush(30) == 0
+    assert errors and errors[0] is not None
+    assert errors[0].code() == KafkaError.NOT_ENOUGH_REPLICAS, errors[0]
+    delivered = produce_all(ck_producer(broker.bootstrap, acks="1"), topic, [{"value": b"one is enough"}])
+    assert delivered[0].offset() == 0
+
+
+def test_create_topic_replication_factor_too_large(broker):
+    admin = ck_admin(broker.bootstrap)
+    topic = unique_topic("ck-rf3")
+    with pytest.raises(KafkaException) as ei:
+        admin.create_topics([NewTopic(topic, 1, 3)])[topic].result(ADMIN_TIMEOUT_S)
+    assert error_code(ei.value) == KafkaError.INVALID_REPLICATION_FACTOR, ei.value
+
+
+def test_create_topic_with_replica_assignment(broker):
+    admin = ck_admin(broker.bootstrap)
+    topic = unique_topic("ck-assign")
+    admin.create_topics([NewTopic(topic, num_partitions=2, replica_assignment=[[1], [1]])])[topic].result(
+        ADMIN_TIMEOUT_S)
+    wait_topic_ready(broker.bootstrap, topic, 2)
+    bad = unique_topic("ck-badassign")
+    with pytest.raises(KafkaException) as ei:
+        admin.create_topics([NewTopic(bad, num_partitions=1, replica_assignment=[[7]])])[bad].result(
+            ADMIN_TIMEOUT_S)
+    assert error_code(ei.value) == KafkaError.INVALID_REPLICA_ASSIGNMENT, ei.value
+

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import threading
 
 from confluent_kafka import KafkaError, TopicPartition
 from confluent_kafka.admin import ConfigResource, NewPartitions, ResourceType
 
-from helpers import (ADMIN_TIMEOUT_S, ck_admin, ck_producer, consume, create_topic, produce_all,
-                     topic_partitions, unique_topic, wait_topic_ready, watermarks)
+from helpers import (ADMIN_TIMEOUT_S, ck_admin, ck_consumer, ck_producer, consume, create_topic, produce_all,
+                     topic_partitions, unique_topic, wait_for, wait_topic_ready, watermarks)
 
 
 def test_clean_restart_keeps_topics_configs_and_data(broker_factory):
@@ -68,55 +68,95 @@ def test_kill9_during_acks_all_stream_loses_no_acknowledged_message(broker_facto
 
     acked: dict[tuple[int, int], bytes] = {}
     failed = []
+    lock = threading.Lock()
 
     def on_delivery(err, msg):
-        if err is None:
-            acked[(msg.partition(), msg.offset())] = msg.value()
-        else:
-            failed.append(err)
+        with lock:
+            if err is None:
+                acked[(msg.partition(), msg.offset())] = msg.value()
+            else:
+                failed.append(err)
 
     p = ck_producer(b.bootstrap, **{
-        "acks": "all", "linger.ms": 2, "batch.num.messages": 50,
-        "message.timeout.ms": 20000, "retry.backoff.ms": 200,
-        "reconnect.backoff.max.ms": 500,
+        "acks": "all", "linger.ms": 2, "batch.num.messages": 100,
+        "message.timeout.ms": 30000, "retry.backoff.ms": 200,
+        "reconnect.backoff.max.ms": 500, "queue.buffering.max.messages": 20000,
     })
-    kill_after_acks = 3000
-    sent = 0
-    deadline = time.monotonic() + 60
-    # Produce until enough acknowledgements arrived (bounded in count and time),
-    # then kill the broker with messages still in flight.
-    while len(acked) < kill_after_acks and sent < 200_000 and time.monotonic() < deadline:
-        try:
-            p.produce(topic, value=f"crash-{sent:07d}".encode(), partition=sent % 2, on_delivery=on_delivery)
-            sent += 1
-        except BufferError:
-            p.poll(0.05)
-        p.poll(0)
-    assert len(acked) >= kill_after_acks, f"only {len(acked)} acks before the deadline"
-    for _ in range(200):  # keep a stream going right up to the kill
-        p.produce(topic, value=f"crash-{sent:07d}".encode(), partition=sent % 2, on_delivery=on_delivery)
-        sent += 1
-    p.poll(0)
-    b.kill()
-    acked_at_kill = len(acked)
-    p.poll(0.5)  # collect callbacks for responses already received
+    stop = threading.Event()
+    sent = [0]
 
-    b.start()
-    # Whatever was still queued is delivered to the restarted broker or times out.
-    p.flush(60)
+    def stream():
+        # Bounded in count; stops when told to.
+        while not stop.is_set() and sent[0] < 300_000:
+            try:
+                p.produce(topic, value=f"crash-{sent[0]:07d}".encode(), partition=sent[0] % 2,
+                          on_delivery=on_delivery)
+                sent[0] += 1
+            except BufferError:
+                p.poll(0.05)
+            p.poll(0)
+
+    producer_thread = threading.Thread(target=stream, daemon=True)
+    producer_thread.start()
+    try:
+        # Kill the broker while the stream is running, once enough acks came back.
+        kill_after_acks = 20_000
+        wait_for(lambda: len(acked) >= kill_after_acks, 60, f"{kill_after_acks} acknowledgements")
+        b.kill()
+        with lock:
+            acked_at_kill = len(acked)
+        b.start()
+        # Let the stream go on against the restarted broker for a moment.
+        wait_for(lambda: len(acked) > acked_at_kill + 1000, 60, "acknowledgements after the restart")
+    finally:
+        stop.set()
+        producer_thread.join(30)
+    remaining = p.flush(60)
+    assert remaining == 0, f"{remaining} messages neither delivered nor failed"
     assert all(e.code() in (KafkaError._MSG_TIMED_OUT, KafkaError._TRANSPORT, KafkaError.REQUEST_TIMED_OUT,
                             KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE)
                for e in failed), failed[:5]
+    print(f"sent {sent[0]}, acked {len(acked)} ({acked_at_kill} before the kill), failed {len(failed)}")
 
     for part in (0, 1):
         mine = {off: v for (pt, off), v in acked.items() if pt == part}
-        if not mine:
-            continue
         low, high = watermarks(b.bootstrap, topic, part)
         assert low == 0
         assert high > max(mine), f"partition {part}: high watermark {high} but offset {max(mine)} was acked"
-        got = consume(b.bootstrap, topic, high, partition=part, offset=0, timeout_s=60)
+        got = consume(b.bootstrap, topic, high, partition=part, offset=0, timeout_s=120)
+        assert [m.offset() for m in got] == list(range(high)), f"partition {part}: offsets not contiguous"
         on_disk = {m.offset(): m.value() for m in got}
         missing = [off for off in mine if on_disk.get(off) != mine[off]]
         assert not missing, (f"partition {part}: {len(missing)} acknowledged messages lost or changed "
                              f"(first offsets {sorted(missing)[:10]}); {acked_at_kill} acked at kill")
+
+
+def test_consumer_keeps_reading_across_broker_restart(broker_factory):
+    # An assigned consumer stays up while the broker restarts; it reconnects
+    # (validating its position with OffsetForLeaderEpoch if the leader epoch
+    # moved, KIP-320) and goes on with exactly the messages after its position.
+    b = broker_factory()
+    topic = unique_topic("restart-consumer")
+    create_topic(b.bootstrap, topic)
+    produce_all(ck_producer(b.bootstrap), topic, [{"value": f"before-{i}".encode()} for i in range(10)])
+    c = ck_consumer(b.bootstrap, **{"reconnect.backoff.max.ms": 500})
+    try:
+        c.assign([TopicPartition(topic, 0, 0)])
+        seen = []
+
+        def read(n):
+            def more():
+                m = c.poll(0.5)
+                if m is not None and not m.error():
+                    seen.append((m.offset(), m.value()))
+                return len(seen) >= n
+            wait_for(more, 60, f"{n} messages")
+
+        read(10)
+        assert b.restart() == 0
+        produce_all(ck_producer(b.bootstrap), topic, [{"value": f"after-{i}".encode()} for i in range(10)])
+        read(20)
+        assert seen == [(i, f"before-{i}".encode()) for i in range(10)] + \
+            [(10 + i, f"after-{i}".encode()) for i in range(10)]
+    finally:
+        c.close()

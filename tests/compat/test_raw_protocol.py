@@ -1,0 +1,74 @@
+"""Requests that clients send only in corner cases, checked on the wire.
+
+OffsetForLeaderEpoch (KIP-101, KIP-320) is what a consumer uses to detect
+log truncation after a leader change; with one broker no client sends it
+in the other tests, so these cases send it directly.
+"""
+
+from __future__ import annotations
+
+from kafka import KafkaAdminClient
+
+import kwire
+from helpers import ck_producer, create_topic, produce_all, unique_topic
+
+FENCED_LEADER_EPOCH = 74
+UNKNOWN_LEADER_EPOCH = 75
+UNKNOWN_TOPIC_OR_PARTITION = 3
+
+
+def leader_epoch(bootstrap: str, topic: str, partition: int = 0) -> int:
+    a = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        (desc,) = a.describe_topics([topic])
+        (p,) = [p for p in desc["partitions"] if p["partition_index"] == partition]
+        return p["leader_epoch"]
+    finally:
+        a.close()
+
+
+def ofle(port: int, topic: str, partitions: list[tuple[int, int, int]]) -> dict:
+    with kwire.connect(port) as s:
+        s.sendall(kwire.offset_for_leader_epoch_v3_request(11, topic, partitions))
+        corr, result = kwire.parse_offset_for_leader_epoch_v3(kwire.recv_frame(s))
+    assert corr == 11
+    return result
+
+
+def test_offset_for_leader_epoch(broker):
+    topic = unique_topic("raw-ofle")
+    create_topic(broker.bootstrap, topic)
+    produce_all(ck_producer(broker.bootstrap), topic, [{"value": b"e"} for _ in range(5)])
+    epoch = leader_epoch(broker.bootstrap, topic)
+    assert epoch >= 0
+
+    # The current epoch ends at the log end offset.
+    r = ofle(broker.port, topic, [(0, epoch, epoch)])
+    assert r[(topic, 0)] == (0, epoch, 5)
+    # current_leader_epoch -1 skips the fencing check.
+    r = ofle(broker.port, topic, [(0, -1, epoch)])
+    assert r[(topic, 0)] == (0, epoch, 5)
+    # A client that knows a newer leader epoch than the broker: UNKNOWN_LEADER_EPOCH.
+    r = ofle(broker.port, topic, [(0, epoch + 1, epoch)])
+    assert r[(topic, 0)][0] == UNKNOWN_LEADER_EPOCH
+    if epoch > 0:
+        # A client with a stale leader epoch: FENCED_LEADER_EPOCH.
+        r = ofle(broker.port, topic, [(0, epoch - 1, epoch - 1)])
+        assert r[(topic, 0)][0] == FENCED_LEADER_EPOCH
+    # Unknown partition and unknown topic.
+    r = ofle(broker.port, topic, [(9, -1, epoch)])
+    assert r[(topic, 9)][0] == UNKNOWN_TOPIC_OR_PARTITION
+    missing = unique_topic("raw-nosuch")
+    r = ofle(broker.port, missing, [(0, -1, 0)])
+    assert r[(missing, 0)][0] == UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_offset_for_leader_epoch_newer_than_log(broker):
+    # Kafka (LeaderEpochFileCache.endOffsetFor): an epoch larger than every
+    # epoch in the log has no end offset: error NONE, epoch -1, offset -1.
+    topic = unique_topic("raw-ofle-new")
+    create_topic(broker.bootstrap, topic)
+    produce_all(ck_producer(broker.bootstrap), topic, [{"value": b"e"} for _ in range(5)])
+    epoch = leader_epoch(broker.bootstrap, topic)
+    r = ofle(broker.port, topic, [(0, -1, epoch + 5)])
+    assert r[(topic, 0)] == (0, -1, -1)
