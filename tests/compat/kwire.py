@@ -225,3 +225,40 @@ def parse_offset_for_leader_epoch_v3(payload: bytes) -> tuple[int, dict[tuple[st
             (end_offset,) = struct.unpack(">q", r.take(8))
             out[(topic, partition)] = (error_code, leader_epoch, end_offset)
     return correlation_id, out
+
+
+API_KEY_PRODUCE = 0
+
+
+def produce_v3_request(correlation_id: int, topic: str, partition: int, records: bytes,
+                       acks: int = -1, timeout_ms: int = 30000) -> bytes:
+    body = (string(None) + int16(acks) + int32(timeout_ms) + int32(1) + string(topic) + int32(1)
+            + int32(partition) + int32(len(records)) + records)
+    return frame(header_v1(API_KEY_PRODUCE, 3, correlation_id) + body)
+
+
+def parse_produce_v3(payload: bytes) -> tuple[int, dict[tuple[str, int], tuple[int, int]]]:
+    """(correlation_id, {(topic, partition): (error_code, base_offset)})."""
+    r = Reader(payload)
+    correlation_id = r.int32()
+    out = {}
+    for _ in range(r.int32()):
+        topic = r.string()
+        for _ in range(r.int32()):
+            partition = r.int32()
+            error_code = r.int16()
+            (base_offset,) = struct.unpack(">q", r.take(8))
+            r.take(8)  # log_append_time_ms
+            out[(topic, partition)] = (error_code, base_offset)
+    r.int32()  # throttle_time_ms
+    return correlation_id, out
+
+
+def record_batch(values: list[bytes], timestamp_ms: int = 1_700_000_000_000) -> bytearray:
+    """A valid magic-2 record batch (no compression), built by kafka-python's builder."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+    b = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False, producer_id=-1,
+                                  producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+    for i, v in enumerate(values):
+        b.append(i, timestamp=timestamp_ms + i, key=None, value=v, headers=[])
+    return b.build()

@@ -586,3 +586,68 @@ def test_create_topic_with_replica_assignment(broker):
             ADMIN_TIMEOUT_S)
     assert error_code(ei.value) == KafkaError.INVALID_REPLICA_ASSIGNMENT, ei.value
 
+
+
+# ---------------------------------------------------------------- fetch shapes
+
+
+def test_fetch_limits_smaller_than_a_batch(broker):
+    # KIP-74: a fetch returns at least the first batch even when it is larger
+    # than fetch.max.bytes / max.partition.fetch.bytes, so consumers with small
+    # limits still make progress.
+    topic = unique_topic("ck-smallfetch")
+    create_topic(broker.bootstrap, topic)
+    values = [bytes([65 + i]) * 50_000 for i in range(8)]
+    produce_all(ck_producer(broker.bootstrap, **{"linger.ms": 0, "compression.type": "none"}), topic,
+                [{"value": v} for v in values])
+    got = consume(broker.bootstrap, topic, len(values),
+                  **{"fetch.max.bytes": 1024, "max.partition.fetch.bytes": 1024, "message.max.bytes": 1000,
+                     "receive.message.max.bytes": 1_000_000})
+    assert [m.value() for m in got] == values
+
+
+def test_fetch_from_the_middle_of_a_compressed_batch(broker):
+    # The broker returns whole batches; the client drops the records before
+    # the offset it asked for.
+    topic = unique_topic("ck-midbatch")
+    create_topic(broker.bootstrap, topic)
+    p = ck_producer(broker.bootstrap, **{"linger.ms": 100, "compression.type": "zstd",
+                                        "batch.num.messages": 1000})
+    produce_all(p, topic, [{"value": f"mid{i}".encode()} for i in range(100)])
+    got = consume(broker.bootstrap, topic, 5, offset=57)
+    assert [(m.offset(), m.value()) for m in got] == [(57 + i, f"mid{57 + i}".encode()) for i in range(5)]
+
+
+def test_empty_partition_offsets(broker):
+    topic = unique_topic("ck-empty")
+    create_topic(broker.bootstrap, topic)
+    admin = ck_admin(broker.bootstrap)
+    tp = TopicPartition(topic, 0)
+
+    def offset_for(spec):
+        return admin.list_offsets({tp: spec})[tp].result(ADMIN_TIMEOUT_S).offset
+
+    assert offset_for(OffsetSpec.earliest()) == 0
+    assert offset_for(OffsetSpec.latest()) == 0
+    assert offset_for(OffsetSpec.for_timestamp(BASE_TS_MS)) == -1
+    assert offset_for(OffsetSpec.max_timestamp()) == -1
+    assert watermarks(broker.bootstrap, topic) == (0, 0)
+
+
+def test_many_segments(broker):
+    # segment.bytes at Kafka's minimum (1 MiB) and ~3.5 MiB of data: reads
+    # cross segment boundaries, and timestamp lookups find the right segment.
+    topic = unique_topic("ck-segments")
+    create_topic(broker.bootstrap, topic, config={"segment.bytes": "1048576"})
+    p = ck_producer(broker.bootstrap, **{"linger.ms": 5, "compression.type": "none"})
+    values = [f"seg{i:05d}".encode() + b"s" * 1000 for i in range(3500)]
+    produce_all(p, topic, [{"value": v, "timestamp": BASE_TS_MS + i} for i, v in enumerate(values)])
+    got = consume(broker.bootstrap, topic, len(values), timeout_s=60)
+    assert [m.value() for m in got] == values
+    admin = ck_admin(broker.bootstrap)
+    tp = TopicPartition(topic, 0)
+    for i in (0, 1500, 3499):
+        r = admin.list_offsets({tp: OffsetSpec.for_timestamp(BASE_TS_MS + i)})[tp].result(ADMIN_TIMEOUT_S)
+        assert r.offset == i
+    segments = sorted((broker.data_dir / f"{topic}-0").glob("*.log"))
+    assert len(segments) >= 3, f"expected at least 3 segments, found {[s.name for s in segments]}"

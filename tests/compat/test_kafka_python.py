@@ -243,3 +243,34 @@ def test_default_producer_settings(broker):
         assert md.offset == 0
     finally:
         p.close(5)
+
+
+def test_small_fetch_limits_and_mid_batch_start(broker):
+    topic = unique_topic("kp-fetchshape")
+    kp_create_topic(broker.bootstrap, topic)
+    p = kp_producer(broker.bootstrap, compression_type="lz4", linger_ms=50, batch_size=1_000_000)
+    big = [bytes([97 + i]) * 40_000 for i in range(5)]
+    for v in big:
+        p.send(topic, value=v)
+    p.flush(30)
+    small = [f"s{i}".encode() for i in range(50)]
+    for v in small:
+        p.send(topic, value=v)
+    p.flush(30)
+    p.close(30)
+
+    c = kp_consumer(broker.bootstrap, max_partition_fetch_bytes=1024, fetch_max_bytes=1024)
+    try:
+        tp = TopicPartition(topic, 0)
+        c.assign([tp])
+        c.seek(tp, 0)
+        got = []
+        deadline = time.monotonic() + 30
+        while len(got) < 55 and time.monotonic() < deadline:
+            for records in c.poll(timeout_ms=500).values():
+                got.extend(records)
+        assert [r.value for r in got] == big + small
+    finally:
+        c.close()
+    got = kp_consume(broker.bootstrap, topic, 3, offset=30)
+    assert [(r.offset, r.value) for r in got] == [(30 + i, f"s{25 + i}".encode()) for i in range(3)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from kafka import KafkaAdminClient
 
 import kwire
-from helpers import ck_producer, create_topic, produce_all, unique_topic
+from helpers import ck_producer, consume, create_topic, produce_all, unique_topic, watermarks
 
 FENCED_LEADER_EPOCH = 74
 UNKNOWN_LEADER_EPOCH = 75
@@ -72,3 +72,45 @@ def test_offset_for_leader_epoch_newer_than_log(broker):
     epoch = leader_epoch(broker.bootstrap, topic)
     r = ofle(broker.port, topic, [(0, -1, epoch + 5)])
     assert r[(topic, 0)] == (0, -1, -1)
+
+
+CORRUPT_MESSAGE = 2
+INVALID_RECORD = 87
+
+
+def raw_produce(port: int, topic: str, records: bytes) -> tuple[int, int]:
+    with kwire.connect(port) as s:
+        s.sendall(kwire.produce_v3_request(21, topic, 0, bytes(records)))
+        corr, result = kwire.parse_produce_v3(kwire.recv_frame(s))
+    assert corr == 21
+    return result[(topic, 0)]
+
+
+def test_produce_valid_batch_on_the_wire(broker):
+    topic = unique_topic("raw-produce")
+    create_topic(broker.bootstrap, topic)
+    assert raw_produce(broker.port, topic, kwire.record_batch([b"a", b"b"])) == (0, 0)
+    assert raw_produce(broker.port, topic, kwire.record_batch([b"c"])) == (0, 2)
+    got = consume(broker.bootstrap, topic, 3)
+    assert [m.value() for m in got] == [b"a", b"b", b"c"]
+
+
+def test_produce_corrupt_batch_is_refused(broker):
+    # A batch whose CRC32C does not match its contents: Kafka answers
+    # CORRUPT_MESSAGE and appends nothing.
+    topic = unique_topic("raw-crc")
+    create_topic(broker.bootstrap, topic)
+    batch = kwire.record_batch([b"hello", b"world"])
+    batch[-3] ^= 0xFF  # inside the last record's value; the CRC covers it
+    error, _ = raw_produce(broker.port, topic, batch)
+    assert error == CORRUPT_MESSAGE
+    assert watermarks(broker.bootstrap, topic) == (0, 0)
+    # A truncated batch (its length field says more than is there). Kafka
+    # finds no whole batch and answers INVALID_RECORD; CORRUPT_MESSAGE says
+    # the same thing to a client.
+    batch = kwire.record_batch([b"hello", b"world"])
+    error, _ = raw_produce(broker.port, topic, batch[:-4])
+    assert error in (CORRUPT_MESSAGE, INVALID_RECORD)
+    assert watermarks(broker.bootstrap, topic) == (0, 0)
+    # Still works for a good batch afterwards.
+    assert raw_produce(broker.port, topic, kwire.record_batch([b"ok"])) == (0, 0)
