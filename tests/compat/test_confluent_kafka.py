@@ -209,6 +209,20 @@ def test_topic_max_message_bytes_overrides_broker(small_max_broker):
     assert delivered[0].offset() == 0
 
 
+def test_broker_settings_show_in_describe_configs(small_max_broker):
+    # A static broker setting is reported as such, and topics inherit it:
+    # max.message.bytes of a topic without its own value is message.max.bytes.
+    topic = unique_topic("ck-inherit")
+    create_topic(small_max_broker.bootstrap, topic)
+    admin = ck_admin(small_max_broker.bootstrap)
+    broker_cfg = describe(admin, ResourceType.BROKER, "1")
+    assert broker_cfg["message.max.bytes"].value == "100000"
+    assert broker_cfg["message.max.bytes"].source == ConfigSource.STATIC_BROKER_CONFIG.value
+    topic_cfg = describe(admin, ResourceType.TOPIC, topic)
+    assert topic_cfg["max.message.bytes"].value == "100000"
+    assert topic_cfg["max.message.bytes"].source == ConfigSource.STATIC_BROKER_CONFIG.value
+
+
 # ---------------------------------------------------------------- admin: topics
 
 

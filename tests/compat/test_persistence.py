@@ -5,7 +5,8 @@ from __future__ import annotations
 import threading
 
 from confluent_kafka import KafkaError, TopicPartition
-from confluent_kafka.admin import ConfigResource, NewPartitions, ResourceType
+from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
+                                   ResourceType)
 
 from helpers import (ADMIN_TIMEOUT_S, ck_admin, ck_consumer, ck_producer, consume, create_topic, produce_all,
                      topic_partitions, unique_topic, wait_for, wait_topic_ready, watermarks)
@@ -21,6 +22,9 @@ def test_clean_restart_keeps_topics_configs_and_data(broker_factory):
     admin.create_partitions([NewPartitions(topic, 3)])[topic].result(ADMIN_TIMEOUT_S)
     wait_topic_ready(b.bootstrap, topic, 3)
     admin.delete_topics([deleted])[deleted].result(ADMIN_TIMEOUT_S)
+    res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("segment.ms", "3600000", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([res])[res].result(ADMIN_TIMEOUT_S)
 
     p = ck_producer(b.bootstrap, **{"compression.type": "lz4"})
     sent = {part: [f"p{part}-m{i}".encode() for i in range(100)] for part in range(3)}
@@ -41,6 +45,7 @@ def test_clean_restart_keeps_topics_configs_and_data(broker_factory):
     admin = ck_admin(b.bootstrap)
     configs = admin.describe_configs([res])[res].result(ADMIN_TIMEOUT_S)
     assert configs["retention.ms"].value == "86400000"
+    assert configs["segment.ms"].value == "3600000"
     assert not configs["retention.ms"].is_default
 
     assert watermarks(b.bootstrap, topic, 0) == (10, 100)
