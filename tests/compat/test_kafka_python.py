@@ -274,3 +274,50 @@ def test_small_fetch_limits_and_mid_batch_start(broker):
         c.close()
     got = kp_consume(broker.bootstrap, topic, 3, offset=30)
     assert [(r.offset, r.value) for r in got] == [(30 + i, f"s{25 + i}".encode()) for i in range(3)]
+
+
+def test_fetch_sessions_across_partitions(broker):
+    # kafka-python keeps an incremental fetch session (KIP-227): later fetches
+    # list only partitions that changed. Data produced in rounds to different
+    # partitions must all arrive, in order, exactly once.
+    topic = unique_topic("kp-sessions")
+    kp_create_topic(broker.bootstrap, topic, partitions=3)
+    p = kp_producer(broker.bootstrap)
+    c = kp_consumer(broker.bootstrap, fetch_max_wait_ms=100)
+    try:
+        tps = [TopicPartition(topic, i) for i in range(3)]
+        c.assign(tps)
+        c.seek_to_beginning()
+        got = {i: [] for i in range(3)}
+        expected = {i: [] for i in range(3)}
+        for rnd in range(6):
+            part = rnd % 3 if rnd < 3 else (rnd * 2) % 3
+            for j in range(5):
+                v = f"r{rnd}-p{part}-{j}".encode()
+                p.send(topic, value=v, partition=part)
+                expected[part].append(v)
+            p.flush(30)
+            deadline = time.monotonic() + 30
+            while sum(map(len, got.values())) < sum(map(len, expected.values())) and time.monotonic() < deadline:
+                for tp, records in c.poll(timeout_ms=300).items():
+                    got[tp.partition].extend(r.value for r in records)
+            assert got == expected, f"round {rnd}"
+    finally:
+        c.close()
+        p.close(30)
+
+
+def test_delete_topic_by_id(broker):
+    import uuid
+    topic = unique_topic("kp-byid")
+    kp_create_topic(broker.bootstrap, topic)
+    a = admin(broker.bootstrap)
+    try:
+        (desc,) = a.describe_topics([topic])
+        topic_id = desc["topic_id"]
+        topic_id = topic_id if isinstance(topic_id, uuid.UUID) else uuid.UUID(str(topic_id))
+        assert topic_id.int != 0
+        a.delete_topics([topic_id])
+        wait_for(lambda: topic not in a.list_topics(), 30, f"{topic} to disappear")
+    finally:
+        a.close()

@@ -114,3 +114,36 @@ def test_produce_corrupt_batch_is_refused(broker):
     assert watermarks(broker.bootstrap, topic) == (0, 0)
     # Still works for a good batch afterwards.
     assert raw_produce(broker.port, topic, kwire.record_batch([b"ok"])) == (0, 0)
+
+
+def test_pipelined_requests_are_answered_in_order(broker):
+    # Kafka answers the requests on one connection in the order they were
+    # sent, and sends nothing at all for acks=0 produces; clients such as
+    # librdkafka pipeline requests and match responses by that order.
+    topic = unique_topic("raw-pipeline")
+    create_topic(broker.bootstrap, topic)
+    requests, expected = [], []
+    for i in range(60):
+        corr = 1000 + i
+        kind = i % 4
+        if kind == 0:
+            requests.append(kwire.api_versions_request(0, corr))
+        elif kind == 1:
+            requests.append(kwire.metadata_v1_request(corr, [topic]))
+        elif kind == 2:
+            requests.append(kwire.produce_v3_request(corr, topic, 0, bytes(kwire.record_batch([b"p%d" % i]))))
+        else:
+            requests.append(kwire.produce_v3_request(corr, topic, 0, bytes(kwire.record_batch([b"z%d" % i])),
+                                                     acks=0))
+            continue  # no response for acks=0
+        expected.append(corr)
+    with kwire.connect(broker.port) as s:
+        s.sendall(b"".join(requests))
+        got = []
+        for _ in expected:
+            payload = kwire.recv_frame(s)
+            got.append(kwire.Reader(payload).int32())
+    assert got == expected
+    # All 30 produces landed (acks=0 ones included), in request order.
+    values = [m.value() for m in consume(broker.bootstrap, topic, 30)]
+    assert values == [(b"p%d" if i % 4 == 2 else b"z%d") % i for i in range(60) if i % 4 in (2, 3)]
