@@ -17,6 +17,7 @@ scripts/compat-test builds it first.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -35,6 +36,7 @@ STOP_TIMEOUT_S = 30.0
 LOG_TAIL_LINES = 200
 
 _ALL_BROKERS: list["Broker"] = []
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def free_port() -> int:
@@ -86,6 +88,7 @@ class Broker:
         env = dict(os.environ)
         env.setdefault("RUST_LOG", os.environ.get("RIFFLE_TEST_LOG", "info"))
         env.setdefault("RUST_BACKTRACE", "1")
+        env.setdefault("NO_COLOR", "1")
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(f"\n===== start #{self.starts}: {' '.join(self.command())}\n".encode())
@@ -160,7 +163,7 @@ class Broker:
             return 0
 
     def log_tail(self, since: int = 0, lines: int = LOG_TAIL_LINES) -> str:
-        text = self.log_text(since).splitlines()
+        text = _ANSI_ESCAPE.sub("", self.log_text(since)).splitlines()
         cut = len(text) - lines
         head = [f"[... {cut} earlier lines in {self.log_path}]"] if cut > 0 else []
         return "\n".join(head + text[-lines:])
