@@ -13,8 +13,8 @@ use tracing::{debug, info, warn};
 
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
-use crate::metadata_log::{LocalMetadataLog, MetadataLog};
 use crate::meta_properties;
+use crate::metadata_log::{LocalMetadataLog, MetadataLog};
 use crate::replica::ReplicaManager;
 
 /// How long an admin request waits for its records to be committed.
@@ -35,10 +35,6 @@ pub struct Broker {
     /// Serialises replay so the image and the logs move together.
     loader: std::sync::Mutex<()>,
     pub replicas: ReplicaManager,
-}
-
-fn now_ms() -> i64 {
-    crate::util::now_ms()
 }
 
 impl Broker {
@@ -64,8 +60,7 @@ impl Broker {
             Arc::new(LocalMetadataLog::open(&config.metadata_log_dir)?);
         let mut image = MetadataImage::empty();
         loop {
-            let records =
-                metadata_log.read_committed(image.offset() + 1, REPLAY_CHUNK_BYTES)?;
+            let records = metadata_log.read_committed(image.offset() + 1, REPLAY_CHUNK_BYTES)?;
             if records.is_empty() {
                 break;
             }
@@ -154,7 +149,9 @@ impl Broker {
                 .map_err(|e| BrokerError::Storage(format!("applying metadata: {e}")))?;
             if delta.broker_config_changed {
                 match effective_config(&self.static_props, &next, self.config.node_id) {
-                    Ok(c) => self.replicas.set_default_config(c.default_log_config(), &next),
+                    Ok(c) => self
+                        .replicas
+                        .set_default_config(c.default_log_config(), &next),
                     Err(e) => warn!("ignoring dynamic broker configs: {e}"),
                 }
             }

@@ -130,9 +130,7 @@ impl ReplicaManager {
         for path in log_dirs {
             let dir = LogDir::open(
                 path,
-                |tp| {
-                    topic_log_config(&default_config, &image.topic_config(&tp.topic))
-                },
+                |tp| topic_log_config(&default_config, &image.topic_config(&tp.topic)),
                 now,
             )
             .map_err(|e| BrokerError::Storage(format!("log dir {}: {e}", path.display())))?;
@@ -233,9 +231,9 @@ impl ReplicaManager {
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&tp);
                 if let Some(h) = removed.filter(|h| h.topic_id == *id) {
-                    lock(&self.dirs[h.dir])
-                        .delete(&tp)
-                        .map_err(|e| BrokerError::Storage(format!("deleting {}: {e}", tp.dir_name())))?;
+                    lock(&self.dirs[h.dir]).delete(&tp).map_err(|e| {
+                        BrokerError::Storage(format!("deleting {}: {e}", tp.dir_name()))
+                    })?;
                     info!(partition = %tp.dir_name(), "deleted log");
                 }
             }
@@ -343,7 +341,11 @@ impl ReplicaManager {
     }
 
     /// Validates and appends produced records as the leader.
-    pub fn append(&self, tp: &TopicPartition, records: Bytes) -> Result<AppendInfo, PartitionError> {
+    pub fn append(
+        &self,
+        tp: &TopicPartition,
+        records: Bytes,
+    ) -> Result<AppendInfo, PartitionError> {
         let now = now_ms();
         let info = self.with_leader_log(tp, |log, hosted| {
             let validation = log.config().validation();
@@ -489,7 +491,9 @@ impl ReplicaManager {
                     let hw = log.log_end_offset();
                     match log.delete_old_segments(now, hw) {
                         Ok(0) => {}
-                        Ok(n) => info!(partition = %tp.dir_name(), segments = n, "retention deleted segments"),
+                        Ok(n) => {
+                            info!(partition = %tp.dir_name(), segments = n, "retention deleted segments")
+                        }
                         Err(e) => warn!(partition = %tp.dir_name(), "retention failed: {e}"),
                     }
                     if let Err(e) = log.maybe_compact(now, hw) {

@@ -61,12 +61,21 @@ impl ConnectionLimits {
     fn try_acquire(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, String> {
         let mut per_ip = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         let count = per_ip.get(&ip).copied().unwrap_or(0);
-        let max_ip = self.per_ip_overrides.get(&ip).copied().unwrap_or(self.max_per_ip);
+        let max_ip = self
+            .per_ip_overrides
+            .get(&ip)
+            .copied()
+            .unwrap_or(self.max_per_ip);
         if count >= max_ip {
-            return Err(format!("max.connections.per.ip ({max_ip}) reached for {ip}"));
+            return Err(format!(
+                "max.connections.per.ip ({max_ip}) reached for {ip}"
+            ));
         }
         if self.total.load(Ordering::SeqCst) >= self.max_connections {
-            return Err(format!("max.connections ({}) reached", self.max_connections));
+            return Err(format!(
+                "max.connections ({}) reached",
+                self.max_connections
+            ));
         }
         self.total.fetch_add(1, Ordering::SeqCst);
         per_ip.insert(ip, count + 1);
@@ -126,7 +135,11 @@ impl Server {
                 ListenerKind::Broker
             };
             let address = format!("{}:{}", l.host, l.port);
-            let bind_host = if l.host.is_empty() { "0.0.0.0" } else { &l.host };
+            let bind_host = if l.host.is_empty() {
+                "0.0.0.0"
+            } else {
+                &l.host
+            };
             let socket = TcpListener::bind((bind_host, l.port))
                 .await
                 .map_err(|source| BrokerError::Bind {
@@ -148,10 +161,7 @@ impl Server {
                 shutdown.subscribe(),
             ));
         }
-        tasks.spawn(maintenance_loop(
-            broker.clone(),
-            shutdown.subscribe(),
-        ));
+        tasks.spawn(maintenance_loop(broker.clone(), shutdown.subscribe()));
         Ok(Server {
             broker,
             listeners,

@@ -83,7 +83,10 @@ mod tests {
     fn reads_frames_back_to_back() {
         let mut data: &[u8] = &[0, 0, 0, 2, 7, 8, 0, 0, 0, 0, 0, 0, 0, 1, 9];
         block_on(async {
-            assert_eq!(&read_frame(&mut data, 10).await.unwrap().unwrap()[..], &[7, 8]);
+            assert_eq!(
+                &read_frame(&mut data, 10).await.unwrap().unwrap()[..],
+                &[7, 8]
+            );
             assert!(read_frame(&mut data, 10).await.unwrap().unwrap().is_empty());
             assert_eq!(&read_frame(&mut data, 10).await.unwrap().unwrap()[..], &[9]);
             assert!(read_frame(&mut data, 10).await.unwrap().is_none());

@@ -68,7 +68,10 @@ pub enum DecodeError {
     #[error("unknown API key {api_key} (correlation id {correlation_id})")]
     UnknownApiKey { api_key: i16, correlation_id: i32 },
     #[error("API {api_key:?} is not served by Riffle (correlation id {correlation_id})")]
-    UnservedApi { api_key: ApiKey, correlation_id: i32 },
+    UnservedApi {
+        api_key: ApiKey,
+        correlation_id: i32,
+    },
     /// A served API at a version outside the advertised range. For
     /// ApiVersions the header is available and an error response is due.
     #[error("{api_key:?} version {version} is not supported (correlation id {correlation_id})")]
@@ -116,14 +119,13 @@ pub fn decode_request(frame: Bytes) -> Result<RequestFrame, DecodeError> {
     };
     let mut buf = frame;
     let header_version = api_key.request_header_version(version);
-    let header = RequestHeader::decode(&mut buf, header_version).map_err(|e| {
-        DecodeError::MalformedHeader {
+    let header =
+        RequestHeader::decode(&mut buf, header_version).map_err(|e| DecodeError::MalformedHeader {
             api_key,
             version,
             correlation_id,
             reason: e.to_string(),
-        }
-    });
+        });
     if version < range.min_version || version > range.max_version {
         // Kafka answers an ApiVersions request it cannot parse with its
         // supported ranges, so the header is passed along when it decoded.

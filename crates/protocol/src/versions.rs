@@ -45,7 +45,10 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
 
 /// The served range of `api_key`, if Riffle serves it.
 pub fn supported_range(api_key: ApiKey) -> Option<ApiRange> {
-    SUPPORTED_APIS.iter().copied().find(|r| r.api_key == api_key)
+    SUPPORTED_APIS
+        .iter()
+        .copied()
+        .find(|r| r.api_key == api_key)
 }
 
 #[cfg(test)]

@@ -31,9 +31,8 @@ pub fn run(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()
         .iter()
         .map(|s| parse_override(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (broker_config, warnings) =
-        BrokerConfig::from_properties(props.clone(), overrides.clone())
-            .map_err(|e| anyhow!("invalid configuration: {e}"))?;
+    let (broker_config, warnings) = BrokerConfig::from_properties(props.clone(), overrides.clone())
+        .map_err(|e| anyhow!("invalid configuration: {e}"))?;
     for w in warnings {
         warn!("{w}");
     }
@@ -69,6 +68,8 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         }
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await.context("cannot handle Ctrl-C")?;
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot handle Ctrl-C")?;
     Ok(())
 }

@@ -76,11 +76,8 @@ fn read_all(
         // limits, so a consumer always makes progress.
         let budget = (limit.saturating_sub(total)).min(w.max_bytes.max(0) as usize) as u64;
         let min_one = total == 0;
-        let result = epoch_check.and_then(|()| {
-            broker
-                .replicas
-                .read(tp, w.fetch_offset, budget, min_one)
-        });
+        let result =
+            epoch_check.and_then(|()| broker.replicas.read(tp, w.fetch_offset, budget, min_one));
         match result {
             Ok(r) => {
                 total += r.records.len();
@@ -126,7 +123,11 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
         let (name, id, error) = if version >= 13 {
             match image.topic_by_id(t.topic_id) {
                 Some(topic) => (topic.name.clone(), t.topic_id, None),
-                None => (String::new(), t.topic_id, Some(ResponseError::UnknownTopicId)),
+                None => (
+                    String::new(),
+                    t.topic_id,
+                    Some(ResponseError::UnknownTopicId),
+                ),
             }
         } else {
             let name = t.topic.0.to_string();
@@ -136,7 +137,9 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
         for p in &t.partitions {
             wanted.push(Wanted {
                 topic_index: i,
-                tp: error.is_none().then(|| TopicPartition::new(name.clone(), p.partition)),
+                tp: error
+                    .is_none()
+                    .then(|| TopicPartition::new(name.clone(), p.partition)),
                 error,
                 partition: p.partition,
                 fetch_offset: p.fetch_offset,
@@ -148,7 +151,11 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     }
     drop(image);
     let read_committed = req.isolation_level == 1;
-    let max_bytes = if version >= 3 { req.max_bytes } else { i32::MAX };
+    let max_bytes = if version >= 3 {
+        req.max_bytes
+    } else {
+        i32::MAX
+    };
     let min_bytes = req.min_bytes.max(0) as usize;
     let wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS) as u64);
     let deadline = tokio::time::Instant::now() + wait;

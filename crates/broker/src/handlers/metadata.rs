@@ -14,7 +14,10 @@ use crate::broker::Broker;
 use crate::util::sb;
 
 /// Brokers with an endpoint on the listener the request came in on.
-fn endpoints(image: &MetadataImage, listener: &str) -> Vec<(i32, String, u16, Option<String>, bool)> {
+fn endpoints(
+    image: &MetadataImage,
+    listener: &str,
+) -> Vec<(i32, String, u16, Option<String>, bool)> {
     image
         .brokers()
         .filter_map(|b| {
@@ -84,7 +87,10 @@ pub async fn handle(
                 }
                 let auto = allow_auto && broker.config.auto_create_topics_enable;
                 if !auto {
-                    topics.push(error_topic(Some(name), ResponseError::UnknownTopicOrPartition));
+                    topics.push(error_topic(
+                        Some(name),
+                        ResponseError::UnknownTopicOrPartition,
+                    ));
                     continue;
                 }
                 let outcome = broker
@@ -96,10 +102,8 @@ pub async fn handle(
                         image = broker.image();
                         match image.topic(&name) {
                             Some(topic) => topics.push(topic_metadata(topic, version)),
-                            None => topics.push(error_topic(
-                                Some(name),
-                                ResponseError::LeaderNotAvailable,
-                            )),
+                            None => topics
+                                .push(error_topic(Some(name), ResponseError::LeaderNotAvailable)),
                         }
                     }
                     Ok(Err((code, _message))) => {

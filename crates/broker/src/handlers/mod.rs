@@ -11,9 +11,10 @@ mod metadata;
 mod offsets;
 mod produce;
 
-use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey, SupportedFeatureKey};
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::*;
-use kafka_protocol::ResponseError;
 use riffle_protocol::request::{Request, RequestFrame};
 use riffle_protocol::response::Response;
 use riffle_protocol::SUPPORTED_APIS;
@@ -66,15 +67,21 @@ pub async fn handle(
         Request::DescribeCluster(r) => {
             Response::DescribeCluster(metadata::describe_cluster(broker, ctx, r, version))
         }
-        Request::CreateTopics(r) => Response::CreateTopics(admin::create_topics(broker, r, version).await),
-        Request::DeleteTopics(r) => Response::DeleteTopics(admin::delete_topics(broker, r, version).await),
+        Request::CreateTopics(r) => {
+            Response::CreateTopics(admin::create_topics(broker, r, version).await)
+        }
+        Request::DeleteTopics(r) => {
+            Response::DeleteTopics(admin::delete_topics(broker, r, version).await)
+        }
         Request::CreatePartitions(r) => {
             Response::CreatePartitions(admin::create_partitions(broker, r, version).await)
         }
         Request::DescribeConfigs(r) => {
             Response::DescribeConfigs(admin::describe_configs(broker, r, version))
         }
-        Request::AlterConfigs(r) => Response::AlterConfigs(admin::alter_configs(broker, r, version).await),
+        Request::AlterConfigs(r) => {
+            Response::AlterConfigs(admin::alter_configs(broker, r, version).await)
+        }
         Request::IncrementalAlterConfigs(r) => Response::IncrementalAlterConfigs(
             admin::incremental_alter_configs(broker, r, version).await,
         ),
@@ -101,7 +108,8 @@ pub fn api_versions_body(error_code: i16, _version: i16) -> ApiVersionsResponse 
 fn api_versions(broker: &Broker, ctx: &ConnContext, version: i16) -> ApiVersionsResponse {
     let mut body = api_versions_body(0, version);
     if ctx.kind == ListenerKind::Controller {
-        body.api_keys.retain(|k| k.api_key == ApiKey::ApiVersions as i16);
+        body.api_keys
+            .retain(|k| k.api_key == ApiKey::ApiVersions as i16);
     }
     if version >= 3 {
         let image = broker.image();

@@ -42,11 +42,13 @@ fn list_one(
         .partition_info(tp)
         .ok_or_else(|| PartitionError::new(ResponseError::UnknownTopicOrPartition))?;
     if current_leader_epoch >= 0 && current_leader_epoch != info.leader_epoch {
-        return Err(PartitionError::new(if current_leader_epoch < info.leader_epoch {
-            ResponseError::FencedLeaderEpoch
-        } else {
-            ResponseError::UnknownLeaderEpoch
-        }));
+        return Err(PartitionError::new(
+            if current_leader_epoch < info.leader_epoch {
+                ResponseError::FencedLeaderEpoch
+            } else {
+                ResponseError::UnknownLeaderEpoch
+            },
+        ));
     }
     let epoch = info.leader_epoch;
     let (start, hw, _) = broker.replicas.offsets(tp)?;
@@ -83,8 +85,8 @@ pub fn list_offsets(broker: &Broker, req: ListOffsetsRequest, version: i16) -> L
                 .iter()
                 .map(|p| {
                     let tp = TopicPartition::new(name.clone(), p.partition_index);
-                    let mut out =
-                        ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+                    let mut out = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
                     match list_one(broker, &tp, p.timestamp, p.current_leader_epoch, version) {
                         Ok((ts, offset, epoch)) => {
                             out.timestamp = ts;

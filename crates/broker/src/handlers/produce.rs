@@ -49,7 +49,7 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Optio
         let name = topic.name.0.to_string();
         let mut partitions = Vec::with_capacity(topic.partition_data.len());
         for p in topic.partition_data {
-            let result = if !matches!(acks, -1 | 0 | 1) {
+            let result = if !(-1..=1).contains(&acks) {
                 Err(PartitionError::new(ResponseError::InvalidRequiredAcks))
             } else if is_internal_topic(&name) {
                 Err(PartitionError::with_message(

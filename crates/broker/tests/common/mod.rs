@@ -1,5 +1,5 @@
 //! An in-process broker on free ports and a minimal raw Kafka client.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -70,6 +70,22 @@ impl Client {
         version: i16,
         body: &T,
     ) -> Option<Bytes> {
+        self.write_request(key, version, body).await;
+        let mut resp = self.read_frame().await?;
+        let header =
+            ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
+        assert_eq!(header.correlation_id, self.correlation_id);
+        Some(resp)
+    }
+
+    /// Writes a request without waiting for an answer; returns its
+    /// correlation id.
+    pub async fn write_request<T: Encodable + HeaderVersion>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: &T,
+    ) -> i32 {
         self.correlation_id += 1;
         let mut b = BytesMut::new();
         b.put_i32(0);
@@ -84,10 +100,7 @@ impl Client {
         let size = (b.len() - 4) as i32;
         b[..4].copy_from_slice(&size.to_be_bytes());
         self.stream.write_all(&b).await.unwrap();
-        let mut resp = self.read_frame().await?;
-        let header = ResponseHeader::decode(&mut resp, key.response_header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, self.correlation_id);
-        Some(resp)
+        self.correlation_id
     }
 
     pub async fn read_frame(&mut self) -> Option<Bytes> {
@@ -104,7 +117,10 @@ impl Client {
         version: i16,
         body: &T,
     ) -> R {
-        let mut b = self.send_raw(key, version, body).await.expect("connection closed");
+        let mut b = self
+            .send_raw(key, version, body)
+            .await
+            .expect("connection closed");
         let r = R::decode(&mut b, version).unwrap();
         assert_eq!(b.remaining(), 0, "trailing bytes in {key:?} response");
         r
@@ -123,15 +139,20 @@ pub fn batch(n: usize, base_ts: i64, compression: Compression) -> Bytes {
             transactional: false,
             control: false,
             partition_leader_epoch: 0,
+            delete_horizon: false,
             producer_id: -1,
             producer_epoch: -1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // One batch (kafka-protocol splits when offset - sequence
+            // changes), base sequence -1.
+            sequence: i as i32 - 1,
             timestamp: base_ts + i as i64,
             key: Some(Bytes::from(format!("key-{i}"))),
             value: Some(Bytes::from(format!("value-{i}"))),
-            headers: [(sb("h"), Some(Bytes::from_static(b"v")))].into_iter().collect(),
+            headers: [(sb("h"), Some(Bytes::from_static(b"v")))]
+                .into_iter()
+                .collect(),
         })
         .collect();
     let mut buf = BytesMut::new();
@@ -162,9 +183,11 @@ pub fn produce_req(topic: &str, partition: i32, records: Bytes, acks: i16) -> Pr
         .with_timeout_ms(30_000)
         .with_topic_data(vec![produce_request::TopicProduceData::default()
             .with_name(TopicName(sb(topic)))
-            .with_partition_data(vec![produce_request::PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])])
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(records)),
+            ])])
 }
 
 pub fn fetch_req(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> FetchRequest {
