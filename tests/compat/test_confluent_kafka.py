@@ -200,6 +200,19 @@ def test_message_just_over_max_bytes_is_refused(small_max_broker):
     assert consume(small_max_broker.bootstrap, topic, 1)[0].value() == b"small"
 
 
+def test_max_bytes_applies_to_the_compressed_batch(small_max_broker):
+    # Kafka compares the batch as sent (compressed) with message.max.bytes:
+    # a 500 kB value that zstd squeezes to a few kB is accepted.
+    topic = unique_topic("ck-squeeze")
+    create_topic(small_max_broker.bootstrap, topic)
+    p = ck_producer(small_max_broker.bootstrap, **{"linger.ms": 0, "message.max.bytes": 1_000_000,
+                                                  "compression.type": "zstd", "retries": 0})
+    value = b"squeeze me " * 50_000
+    assert produce_all(p, topic, [{"value": value}])[0].offset() == 0
+    got = consume(small_max_broker.bootstrap, topic, 1)
+    assert got[0].value() == value
+
+
 def test_topic_max_message_bytes_overrides_broker(small_max_broker):
     topic = unique_topic("ck-topicmax")
     create_topic(small_max_broker.bootstrap, topic, config={"max.message.bytes": "300000"})

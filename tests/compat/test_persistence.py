@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from confluent_kafka import KafkaError, TopicPartition
-from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions,
+from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, NewPartitions, NewTopic,
                                    ResourceType)
 
 from helpers import (ADMIN_TIMEOUT_S, ck_admin, ck_consumer, ck_producer, consume, create_topic, produce_all,
@@ -165,3 +165,31 @@ def test_consumer_keeps_reading_across_broker_restart(broker_factory):
             [(10 + i, f"after-{i}".encode()) for i in range(10)]
     finally:
         c.close()
+
+
+def test_kill9_right_after_admin_operations_keeps_them(broker_factory):
+    # An acknowledged CreateTopics / IncrementalAlterConfigs / CreatePartitions
+    # / DeleteTopics is committed to the metadata log before the answer goes
+    # out, so SIGKILL straight after them loses none.
+    b = broker_factory()
+    topic, doomed = unique_topic("crash-meta"), unique_topic("crash-meta-del")
+    create_topic(b.bootstrap, doomed)
+    admin = ck_admin(b.bootstrap)
+    admin.create_topics([NewTopic(topic, 2, 1, config={"retention.ms": "5000000"})])[topic].result(ADMIN_TIMEOUT_S)
+    res = ConfigResource(ResourceType.TOPIC, topic, incremental_configs=[
+        ConfigEntry("segment.ms", "7200000", incremental_operation=AlterConfigOpType.SET)])
+    admin.incremental_alter_configs([res])[res].result(ADMIN_TIMEOUT_S)
+    admin.create_partitions([NewPartitions(topic, 4)])[topic].result(ADMIN_TIMEOUT_S)
+    admin.delete_topics([doomed])[doomed].result(ADMIN_TIMEOUT_S)
+    b.kill()
+    b.start()
+
+    wait_topic_ready(b.bootstrap, topic, 4)
+    admin = ck_admin(b.bootstrap)
+    assert topic_partitions(admin, doomed) is None
+    res = ConfigResource(ResourceType.TOPIC, topic)
+    configs = admin.describe_configs([res])[res].result(ADMIN_TIMEOUT_S)
+    assert configs["retention.ms"].value == "5000000"
+    assert configs["segment.ms"].value == "7200000"
+    d = produce_all(ck_producer(b.bootstrap), topic, [{"value": b"p3", "partition": 3}])
+    assert d[0].offset() == 0
