@@ -230,6 +230,62 @@ mod tests {
         ));
     }
 
+    fn default_body(key: ApiKey, version: i16) -> BytesMut {
+        let mut b = BytesMut::new();
+        let r = match key {
+            ApiKey::Produce => ProduceRequest::default().encode(&mut b, version),
+            ApiKey::Fetch => FetchRequest::default().encode(&mut b, version),
+            ApiKey::ListOffsets => ListOffsetsRequest::default().encode(&mut b, version),
+            ApiKey::Metadata => MetadataRequest::default().encode(&mut b, version),
+            ApiKey::ApiVersions => ApiVersionsRequest::default().encode(&mut b, version),
+            ApiKey::CreateTopics => CreateTopicsRequest::default().encode(&mut b, version),
+            ApiKey::DeleteTopics => DeleteTopicsRequest::default().encode(&mut b, version),
+            ApiKey::DeleteRecords => DeleteRecordsRequest::default().encode(&mut b, version),
+            ApiKey::OffsetForLeaderEpoch => {
+                OffsetForLeaderEpochRequest::default().encode(&mut b, version)
+            }
+            ApiKey::DescribeConfigs => DescribeConfigsRequest::default().encode(&mut b, version),
+            ApiKey::AlterConfigs => AlterConfigsRequest::default().encode(&mut b, version),
+            ApiKey::DescribeLogDirs => DescribeLogDirsRequest::default().encode(&mut b, version),
+            ApiKey::CreatePartitions => CreatePartitionsRequest::default().encode(&mut b, version),
+            ApiKey::IncrementalAlterConfigs => {
+                IncrementalAlterConfigsRequest::default().encode(&mut b, version)
+            }
+            ApiKey::DescribeCluster => DescribeClusterRequest::default().encode(&mut b, version),
+            other => panic!("{other:?} is not served"),
+        };
+        r.unwrap();
+        b
+    }
+
+    /// Every advertised version of every served API decodes. With
+    /// `RIFFLE_FUZZ_SEEDS=<dir>` the frames are also written there as seeds
+    /// for the `decode_request` fuzz target.
+    #[test]
+    fn every_advertised_version_decodes() {
+        let seeds = std::env::var_os("RIFFLE_FUZZ_SEEDS").map(std::path::PathBuf::from);
+        for r in crate::versions::SUPPORTED_APIS {
+            for v in r.min_version..=r.max_version {
+                let mut b = BytesMut::new();
+                RequestHeader::default()
+                    .with_request_api_key(r.api_key as i16)
+                    .with_request_api_version(v)
+                    .with_correlation_id(1)
+                    .with_client_id(Some(StrBytes::from_static_str("seed")))
+                    .encode(&mut b, r.api_key.request_header_version(v))
+                    .unwrap();
+                b.extend_from_slice(&default_body(r.api_key, v));
+                let f = decode_request(b.clone().freeze())
+                    .unwrap_or_else(|e| panic!("{:?} v{v}: {e}", r.api_key));
+                assert_eq!(f.api_key, r.api_key);
+                if let Some(dir) = &seeds {
+                    std::fs::create_dir_all(dir).unwrap();
+                    std::fs::write(dir.join(format!("{:?}-v{v}", r.api_key)), &b).unwrap();
+                }
+            }
+        }
+    }
+
     #[test]
     fn short_frames_are_refused() {
         assert!(matches!(

@@ -261,8 +261,19 @@ pub fn describe_configs(
                         )),
                     },
                     RESOURCE_BROKER => {
-                        if name.is_empty() || name == broker.config.node_id.to_string() {
-                            Ok(effective.describe())
+                        let all = broker.config.describe_with_dynamic(
+                            &image.broker_config(Some(broker.config.node_id)),
+                            &image.broker_config(None),
+                        );
+                        if name.is_empty() {
+                            // The cluster-wide resource lists only the
+                            // dynamic defaults set on it, as Kafka does.
+                            Ok(all
+                                .into_iter()
+                                .filter(|c| c.source == config::ConfigSource::DynamicDefaultBrokerConfig)
+                                .collect())
+                        } else if name == broker.config.node_id.to_string() {
+                            Ok(all)
                         } else {
                             Err((
                                 ResponseError::InvalidRequest,
