@@ -256,6 +256,40 @@ def test_create_topic_bad_name(broker):
         assert error_code(ei.value) == KafkaError.TOPIC_EXCEPTION, (bad, ei.value)
 
 
+@pytest.mark.parametrize("config", [
+    {"retention.ms": "-1"},
+    {"cleanup.policy": "compact,delete"},
+    {"compression.type": "zstd", "max.message.bytes": "2000000"},
+    {"segment.bytes": "1048576", "segment.ms": "60000"},
+])
+def test_create_topic_good_configs(broker, config):
+    topic = unique_topic("ck-goodcfg")
+    create_topic(broker.bootstrap, topic, config=config)
+    admin = ck_admin(broker.bootstrap)
+    configs = describe(admin, ResourceType.TOPIC, topic)
+    for key, value in config.items():
+        assert configs[key].value == value, (key, configs[key])
+
+
+def test_create_topic_longest_name(broker):
+    # 249 characters is Kafka's limit; 250 is refused (test_create_topic_bad_name).
+    topic = "n" * 239 + unique_topic("")[1:]
+    assert len(topic) == 249
+    create_topic(broker.bootstrap, topic)
+
+
+def test_create_topic_name_collision(broker):
+    # Kafka refuses a name that differs from an existing one only by '.'
+    # versus '_' (they collide in metric names): INVALID_TOPIC_EXCEPTION.
+    base = unique_topic("ck-collide")
+    create_topic(broker.bootstrap, f"{base}.a")
+    admin = ck_admin(broker.bootstrap)
+    clash = f"{base}_a"
+    with pytest.raises(KafkaException) as ei:
+        admin.create_topics([NewTopic(clash, 1, 1)])[clash].result(ADMIN_TIMEOUT_S)
+    assert error_code(ei.value) == KafkaError.TOPIC_EXCEPTION, ei.value
+
+
 def test_create_topic_already_exists(broker):
     topic = unique_topic("ck-exists")
     create_topic(broker.bootstrap, topic)
@@ -269,6 +303,9 @@ def test_create_topic_already_exists(broker):
     {"no.such.config": "1"},
     {"retention.ms": "not-a-number"},
     {"cleanup.policy": "bogus"},
+    {"compression.type": "brotli"},
+    {"min.insync.replicas": "0"},
+    {"message.timestamp.type": "WallClockTime"},
 ])
 def test_create_topic_bad_config(broker, config):
     topic = unique_topic("ck-badcfg")
