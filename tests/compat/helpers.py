@@ -8,6 +8,7 @@ assign() with explicit start offsets and enable.auto.commit=false.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -49,8 +50,15 @@ def wait_for(predicate, timeout_s: float, what: str, interval_s: float = 0.1):
 # ---------------------------------------------------------------- confluent-kafka
 
 
+# librdkafka's own log lines go through Python logging: pytest shows them with
+# a failing test ("Captured log"), and clients that outlive the brokers at the
+# end of the session do not spray connection errors over the summary.
+LIBRDKAFKA_LOG = logging.getLogger("librdkafka")
+LIBRDKAFKA_LOG.addHandler(logging.NullHandler())
+
+
 def ck_conf(bootstrap: str, **extra) -> dict:
-    conf = {"bootstrap.servers": bootstrap, "broker.address.family": "v4"}
+    conf = {"bootstrap.servers": bootstrap, "broker.address.family": "v4", "logger": LIBRDKAFKA_LOG}
     conf.update(extra)
     return conf
 
