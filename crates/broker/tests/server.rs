@@ -404,3 +404,158 @@ async fn pipelined_requests_are_answered_in_order() {
     }
     server.shutdown().await.unwrap();
 }
+
+/// Reads until the server closes the connection; true if it did.
+async fn closed_by_server(s: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = [0u8; 16];
+    matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(30), s.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limits_and_idle_timeout_are_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(
+        dir.path(),
+        &[
+            ("max.connections.per.ip", "2"),
+            ("connections.max.idle.ms", "300"),
+        ],
+    )
+    .await;
+    let a = addr(&server);
+    let mut first = Client::connect(a).await;
+    let mut second = Client::connect(a).await;
+    // Both are served.
+    let _: ApiVersionsResponse = first
+        .send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    let _: ApiVersionsResponse = second
+        .send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    // A third from the same address is closed at once.
+    let mut third = tokio::net::TcpStream::connect(a).await.expect("connect");
+    assert!(closed_by_server(&mut third).await);
+    // Idle connections are closed (connections.max.idle.ms), which frees
+    // their places.
+    assert!(closed_by_server(&mut first.stream).await);
+    assert!(closed_by_server(&mut second.stream).await);
+    let mut again = Client::connect(a).await;
+    let r: ApiVersionsResponse = again
+        .send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    assert_eq!(r.error_code, 0);
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_operations_validate_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    let mut c = Client::connect(addr(&server)).await;
+    let mut bad = create_topic_req("bad/name", 1);
+    bad.topics.push(
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(sb("zero")))
+            .with_num_partitions(0)
+            .with_replication_factor(1),
+    );
+    let mut cfg = create_topic_req("configured", 3);
+    cfg.topics[0].configs = vec![create_topics_request::CreatableTopicConfig::default()
+        .with_name(sb("retention.ms"))
+        .with_value(Some(sb("12345")))];
+    bad.topics.push(cfg.topics[0].clone());
+    let r: CreateTopicsResponse = c.send(ApiKey::CreateTopics, 7, &bad).await;
+    let by_name = |n: &str| {
+        r.topics
+            .iter()
+            .find(|t| t.name.0.as_str() == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        by_name("bad/name").error_code,
+        code(ResponseError::InvalidTopicException)
+    );
+    assert_eq!(
+        by_name("zero").error_code,
+        code(ResponseError::InvalidPartitions)
+    );
+    assert_eq!(by_name("configured").error_code, 0);
+
+    let r: CreatePartitionsResponse = c
+        .send(
+            ApiKey::CreatePartitions,
+            3,
+            &CreatePartitionsRequest::default()
+                .with_topics(vec![
+                    create_partitions_request::CreatePartitionsTopic::default()
+                        .with_name(TopicName(sb("configured")))
+                        .with_count(5)
+                        .with_assignments(None),
+                ])
+                .with_timeout_ms(30_000),
+        )
+        .await;
+    assert_eq!(
+        r.results[0].error_code, 0,
+        "{:?}",
+        r.results[0].error_message
+    );
+
+    let describe = DescribeConfigsRequest::default()
+        .with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(sb("configured"))
+                .with_configuration_keys(None),
+        ])
+        .with_include_synonyms(true);
+    let r: DescribeConfigsResponse = c.send(ApiKey::DescribeConfigs, 4, &describe).await;
+    let retention = r.results[0]
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == "retention.ms")
+        .unwrap();
+    assert_eq!(retention.value.as_deref(), Some("12345"));
+    assert_eq!(retention.config_source, 1); // TOPIC_CONFIG
+
+    drop(c);
+    server.shutdown().await.unwrap();
+    let server = start(dir.path(), &[]).await;
+    let mut c = Client::connect(addr(&server)).await;
+    let r: DescribeConfigsResponse = c.send(ApiKey::DescribeConfigs, 4, &describe).await;
+    assert!(r.results[0]
+        .configs
+        .iter()
+        .any(|c| c.name.as_str() == "retention.ms" && c.value.as_deref() == Some("12345")));
+    let r: MetadataResponse = c
+        .send(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(None),
+        )
+        .await;
+    let t = r
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().unwrap().0.as_str() == "configured")
+        .unwrap();
+    assert_eq!(t.partitions.len(), 5);
+
+    let r: DeleteTopicsResponse = c
+        .send(
+            ApiKey::DeleteTopics,
+            6,
+            &DeleteTopicsRequest::default()
+                .with_topics(vec![delete_topics_request::DeleteTopicState::default()
+                    .with_name(Some(TopicName(sb("configured"))))])
+                .with_timeout_ms(30_000),
+        )
+        .await;
+    assert_eq!(r.responses[0].error_code, 0);
+    assert!(!dir.path().join("configured-0").exists());
+    server.shutdown().await.unwrap();
+}
