@@ -85,7 +85,9 @@ pub async fn handle(
                     topics.push(topic_metadata(topic, version));
                     continue;
                 }
-                let auto = allow_auto && broker.config.auto_create_topics_enable;
+                let auto = allow_auto
+                    && broker.config.auto_create_topics_enable
+                    && !is_internal_topic(&name);
                 if !auto {
                     topics.push(error_topic(
                         Some(name),

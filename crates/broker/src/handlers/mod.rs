@@ -127,8 +127,11 @@ fn api_versions(broker: &Broker, ctx: &ConnContext, version: i16) -> ApiVersions
     body
 }
 
-/// Whether a topic is one of Kafka's internal topics, which clients may
-/// not produce to.
+/// Whether a topic is internal: its name starts with `__` (Kafka's own
+/// `__consumer_offsets` and `__transaction_state`, and any other name
+/// Riffle's components reserve that way). Metadata reports them as
+/// internal, clients may not produce to them and they are never
+/// auto-created; they can still be created and deleted explicitly.
 pub fn is_internal_topic(name: &str) -> bool {
-    name == "__consumer_offsets" || name == "__transaction_state"
+    name.starts_with("__")
 }
