@@ -34,6 +34,8 @@ pub struct Broker {
     controller: Mutex<Controller>,
     /// Serialises replay so the image and the logs move together.
     loader: std::sync::Mutex<()>,
+    /// `config` with the image's dynamic broker configs applied.
+    effective: std::sync::RwLock<Arc<BrokerConfig>>,
     pub replicas: ReplicaManager,
 }
 
@@ -111,10 +113,17 @@ impl Broker {
             .0;
         debug_assert_eq!(image.offset(), last);
 
-        let default_log = effective_config(&static_props, &image, config.node_id)
-            .map(|c| c.default_log_config())
-            .unwrap_or_else(|_| config.default_log_config());
-        let replicas = ReplicaManager::open(config.node_id, &config.log_dirs, default_log, &image)?;
+        let effective =
+            effective_config(&static_props, &image, config.node_id).unwrap_or_else(|e| {
+                warn!("ignoring dynamic broker configs: {e}");
+                config.clone()
+            });
+        let replicas = ReplicaManager::open(
+            config.node_id,
+            &config.log_dirs,
+            effective.default_log_config(),
+            &image,
+        )?;
         Ok(Broker {
             config,
             static_props,
@@ -123,6 +132,7 @@ impl Broker {
             metadata_log,
             controller: Mutex::new(controller),
             loader: std::sync::Mutex::new(()),
+            effective: std::sync::RwLock::new(Arc::new(effective)),
             replicas,
         })
     }
@@ -195,9 +205,11 @@ impl Broker {
 
     /// The broker config with the dynamic broker configs of the image
     /// applied.
-    pub fn effective_config(&self) -> BrokerConfig {
-        effective_config(&self.static_props, &self.image(), self.config.node_id)
-            .unwrap_or_else(|_| self.config.clone())
+    pub fn effective_config(&self) -> Arc<BrokerConfig> {
+        self.effective
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Flushes and closes the logs, writing the clean-shutdown markers.

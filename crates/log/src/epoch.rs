@@ -122,12 +122,26 @@ impl LeaderEpochCache {
 
     /// Kafka's `endOffsetFor`: the largest epoch <= `requested` and the offset
     /// where it ends (the next epoch's start, or `log_end_offset` for the
-    /// latest). `(-1, -1)` when `requested` precedes every known epoch.
+    /// latest).
+    ///
+    /// Kafka's rules: an undefined (-1) or unknown-and-newer epoch gives
+    /// (-1, -1); the latest epoch ends at the log end offset; an epoch older
+    /// than every entry gives itself and the first entry's start offset;
+    /// otherwise the largest epoch <= `requested` and the start offset of
+    /// the next one.
     pub fn end_offset_for(&self, requested: i32, log_end_offset: i64) -> (i32, i64) {
-        match self.entries.iter().rposition(|e| e.epoch <= requested) {
-            None => (-1, -1),
-            Some(i) if i + 1 == self.entries.len() => (self.entries[i].epoch, log_end_offset),
-            Some(i) => (self.entries[i].epoch, self.entries[i + 1].start_offset),
+        if requested < 0 {
+            return (-1, -1);
+        }
+        if self.latest_epoch() == Some(requested) {
+            return (requested, log_end_offset);
+        }
+        let Some(higher) = self.entries.iter().position(|e| e.epoch > requested) else {
+            return (-1, -1);
+        };
+        match higher.checked_sub(1) {
+            None => (requested, self.entries[higher].start_offset),
+            Some(floor) => (self.entries[floor].epoch, self.entries[higher].start_offset),
         }
     }
 
@@ -166,7 +180,9 @@ mod tests {
         assert_eq!(c.end_offset_for(0, 30), (0, 10));
         assert_eq!(c.end_offset_for(1, 30), (0, 10));
         assert_eq!(c.end_offset_for(4, 30), (2, 20));
-        assert_eq!(c.end_offset_for(9, 30), (5, 30));
+        assert_eq!(c.end_offset_for(5, 30), (5, 30));
+        assert_eq!(c.end_offset_for(9, 30), (-1, -1), "newer than any epoch");
+        assert_eq!(c.end_offset_for(-1, 30), (-1, -1));
         assert_eq!(c.epoch_for_offset(15), Some(2));
         c.write().unwrap();
         let text = std::fs::read_to_string(dir.path().join(FILE_NAME)).unwrap();

@@ -41,6 +41,33 @@ fn check_one_batch(records: &[u8]) -> Result<(), PartitionError> {
     }
 }
 
+/// acks=all needs at least `min.insync.replicas` replicas in sync
+/// (NOT_ENOUGH_REPLICAS otherwise, and nothing is appended).
+fn check_min_insync(broker: &Broker, topic: &str, partition: i32) -> Result<(), PartitionError> {
+    let image = broker.image();
+    let Some(isr) = image
+        .topic(topic)
+        .and_then(|t| t.partitions.get(&partition))
+        .map(|p| p.isr.len())
+    else {
+        return Ok(()); // unknown partitions are refused by the append
+    };
+    let min_isr = image
+        .topic_config(topic)
+        .get("min.insync.replicas")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or_else(|| broker.effective_config().min_insync_replicas.max(1) as usize);
+    if isr < min_isr {
+        return Err(PartitionError::with_message(
+            ResponseError::NotEnoughReplicas,
+            format!(
+                "The size of the current ISR ({isr}) is insufficient to satisfy the min.isr requirement of {min_isr} for partition {topic}-{partition}"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Handles a produce request; `None` for acks=0.
 pub async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = req.acks;
@@ -58,11 +85,18 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Optio
                 ))
             } else {
                 let records = p.records.unwrap_or_default();
-                check_one_batch(&records).and_then(|()| {
-                    broker
-                        .replicas
-                        .append(&TopicPartition::new(name.clone(), p.index), records)
-                })
+                let min_insync = if acks == -1 {
+                    check_min_insync(broker, &name, p.index)
+                } else {
+                    Ok(())
+                };
+                min_insync
+                    .and_then(|()| check_one_batch(&records))
+                    .and_then(|()| {
+                        broker
+                            .replicas
+                            .append(&TopicPartition::new(name.clone(), p.index), records)
+                    })
             };
             partitions.push(match result {
                 Ok(info) => PartitionProduceResponse::default()
