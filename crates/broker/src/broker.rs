@@ -9,7 +9,7 @@ use riffle_metadata::{
     BrokerRegistration, Controller, ControllerConfig, ControllerResult, Endpoint, MetadataImage,
 };
 use tokio::sync::{watch, Mutex};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
@@ -36,6 +36,8 @@ pub struct Broker {
     loader: std::sync::Mutex<()>,
     /// `config` with the image's dynamic broker configs applied.
     effective: std::sync::RwLock<Arc<BrokerConfig>>,
+    /// Set when the server starts shutting down; long polls end early.
+    shutdown: watch::Sender<bool>,
     pub replicas: ReplicaManager,
 }
 
@@ -133,8 +135,19 @@ impl Broker {
             controller: Mutex::new(controller),
             loader: std::sync::Mutex::new(()),
             effective: std::sync::RwLock::new(Arc::new(effective)),
+            shutdown: watch::channel(false).0,
             replicas,
         })
+    }
+
+    /// Becomes true when the server starts shutting down.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Tells connections and long polls to finish.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
     }
 
     /// The current metadata image.
@@ -159,13 +172,23 @@ impl Broker {
                 .map_err(|e| BrokerError::Storage(format!("applying metadata: {e}")))?;
             if delta.broker_config_changed {
                 match effective_config(&self.static_props, &next, self.config.node_id) {
-                    Ok(c) => self
-                        .replicas
-                        .set_default_config(c.default_log_config(), &next),
+                    Ok(c) => {
+                        self.replicas
+                            .set_default_config(c.default_log_config(), &next);
+                        *self.effective.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(c);
+                    }
                     Err(e) => warn!("ignoring dynamic broker configs: {e}"),
                 }
             }
-            self.replicas.apply_delta(&next, &delta)?;
+            // The records are committed: the image moves on even if a log
+            // could not be created or deleted (that partition then answers
+            // with an error), so later operations see the committed state.
+            if let Err(e) = self.replicas.apply_delta(&next, &delta) {
+                error!(
+                    offset = next.offset(),
+                    "acting on committed metadata failed: {e}"
+                );
+            }
             debug!(offset = next.offset(), "metadata applied");
             self.image.send_replace(Arc::new(next));
         }
@@ -214,8 +237,10 @@ impl Broker {
 
     /// Flushes and closes the logs, writing the clean-shutdown markers.
     pub fn close(self) -> Result<(), BrokerError> {
-        self.metadata_log.close()?;
-        self.replicas.close()
+        // Both are attempted; the first error is reported.
+        let metadata = self.metadata_log.close();
+        let partitions = self.replicas.close();
+        metadata.and(partitions)
     }
 }
 

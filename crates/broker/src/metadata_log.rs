@@ -112,9 +112,11 @@ impl MetadataLog for LocalMetadataLog {
             // counts as committed.
             log.flush(now)
                 .map_err(|e| BrokerError::Storage(format!("metadata log flush: {e}")))?;
+            // Published under the log lock, so the committed offset
+            // never goes backwards.
+            self.committed.send_replace(info.last_offset);
             Ok(info.last_offset)
         })?;
-        self.committed.send_replace(last);
         Ok(last)
     }
 

@@ -225,12 +225,15 @@ impl ReplicaManager {
         for (topic, id, partitions) in &delta.deleted_topics {
             for p in partitions {
                 let tp = TopicPartition::new(topic.clone(), *p);
-                let removed = self
-                    .partitions
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&tp);
-                if let Some(h) = removed.filter(|h| h.topic_id == *id) {
+                let removed = {
+                    let mut hosted = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+                    if hosted.get(&tp).is_some_and(|h| h.topic_id == *id) {
+                        hosted.remove(&tp)
+                    } else {
+                        None
+                    }
+                };
+                if let Some(h) = removed {
                     lock(&self.dirs[h.dir]).delete(&tp).map_err(|e| {
                         BrokerError::Storage(format!("deleting {}: {e}", tp.dir_name()))
                     })?;
@@ -478,9 +481,11 @@ impl ReplicaManager {
     pub fn maintain(&self, retention: bool) {
         let now = now_ms();
         for (i, dir) in self.dirs.iter().enumerate() {
-            let mut dir = lock(dir);
-            let tps: Vec<TopicPartition> = dir.partitions().cloned().collect();
+            let tps: Vec<TopicPartition> = lock(dir).partitions().cloned().collect();
+            // The directory lock is taken per partition, so produce and
+            // fetch on other partitions get in between.
             for tp in tps {
+                let mut dir = lock(dir);
                 let Some(log) = dir.get_mut(&tp) else {
                     continue;
                 };
@@ -501,7 +506,7 @@ impl ReplicaManager {
                     }
                 }
             }
-            if let Err(e) = dir.checkpoint() {
+            if let Err(e) = lock(dir).checkpoint() {
                 warn!(dir = %self.dir_paths[i].display(), "checkpoint failed: {e}");
             }
         }

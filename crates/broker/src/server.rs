@@ -29,6 +29,10 @@ use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::handlers::{self, ConnContext};
 
+/// How long a response already being written may take once shutdown
+/// has begun.
+const SHUTDOWN_WRITE_GRACE: Duration = Duration::from_secs(5);
+
 /// How often logs are flushed on time and directories checkpointed.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -187,6 +191,7 @@ impl Server {
     pub async fn shutdown(mut self) -> Result<(), BrokerError> {
         info!("shutting down");
         self.shutdown.send_replace(true);
+        self.broker.begin_shutdown();
         while self.tasks.join_next().await.is_some() {}
         let broker = Arc::try_unwrap(self.broker).map_err(|_| {
             BrokerError::Storage("connections still hold the broker at shutdown".into())
@@ -272,6 +277,7 @@ enum Close {
     Encode(String),
     Write(std::io::Error),
     Refused(String),
+    WriteStalled,
     Shutdown,
 }
 
@@ -288,8 +294,9 @@ async fn serve_connection(
     let max_bytes = broker.config.socket_request_max_bytes.max(0) as usize;
     let outcome: Close = loop {
         let frame = tokio::select! {
-            f = tokio::time::timeout(idle, read_frame(&mut reader, max_bytes)) => f,
+            biased;
             _ = shutdown.wait_for(|s| *s) => break Close::Shutdown,
+            f = tokio::time::timeout(idle, read_frame(&mut reader, max_bytes)) => f,
         };
         let frame = match frame {
             Err(_) => break Close::Idle,
@@ -324,8 +331,24 @@ async fn serve_connection(
             Ok(b) => b,
             Err(e) => break Close::Encode(format!("{e:#}")),
         };
-        if let Err(e) = writer.write_all(&bytes).await {
-            break Close::Write(e);
+        // A client that stops reading must not hold the connection (or
+        // shutdown) forever: the write gets the idle timeout too.
+        // At shutdown a response being written gets a short grace period.
+        let write = tokio::time::timeout(idle, writer.write_all(&bytes));
+        tokio::pin!(write);
+        let written = tokio::select! {
+            w = &mut write => w,
+            () = shutting_down(&mut shutdown) => {
+                match tokio::time::timeout(SHUTDOWN_WRITE_GRACE, &mut write).await {
+                    Ok(w) => w,
+                    Err(_) => break Close::Shutdown,
+                }
+            }
+        };
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => break Close::Write(e),
+            Err(_) => break Close::WriteStalled,
         }
     };
     match outcome {
@@ -336,6 +359,10 @@ async fn serve_connection(
         Close::Frame(e) => warn!(%peer, "closing connection: {e}"),
         Close::Decode(e) => warn!(%peer, "closing connection: {e}"),
         Close::Refused(e) => warn!(%peer, "closing connection: {e}"),
+        Close::WriteStalled => warn!(
+            %peer,
+            "closing connection: the client read no response bytes for connections.max.idle.ms"
+        ),
         Close::Encode(e) => warn!(%peer, "closing connection: cannot encode the response: {e}"),
     }
     let _ = writer.shutdown().await;
@@ -369,4 +396,9 @@ fn error_response(e: &DecodeError) -> Option<(i32, i16, Response)> {
         .map(|r| (header.correlation_id, header.request_api_version, r)),
         _ => None,
     }
+}
+
+/// Resolves once shutdown has begun (without holding the watch borrow).
+async fn shutting_down(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
 }

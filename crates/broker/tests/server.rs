@@ -559,3 +559,85 @@ async fn admin_operations_validate_and_survive_restart() {
     assert!(!dir.path().join("configured-0").exists());
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn review_regressions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]).await;
+    let a = addr(&server);
+    let mut c = Client::connect(a).await;
+
+    // A huge partition count is refused before anything is allocated,
+    // validate-only or not.
+    for validate_only in [true, false] {
+        let mut req = create_topic_req("huge", 2_000_000_000);
+        req.validate_only = validate_only;
+        let r: CreateTopicsResponse = c.send(ApiKey::CreateTopics, 7, &req).await;
+        assert_eq!(r.topics[0].error_code, code(ResponseError::PolicyViolation));
+    }
+
+    // Metadata v0 with an empty topic list means every topic.
+    let _: CreateTopicsResponse = c
+        .send(ApiKey::CreateTopics, 7, &create_topic_req("seen", 1))
+        .await;
+    let r: MetadataResponse = c
+        .send(
+            ApiKey::Metadata,
+            0,
+            &MetadataRequest::default().with_topics(Some(vec![])),
+        )
+        .await;
+    assert!(r
+        .topics
+        .iter()
+        .any(|t| t.name.as_ref().unwrap().0.as_str() == "seen"));
+    let r: MetadataResponse = c
+        .send(
+            ApiKey::Metadata,
+            1,
+            &MetadataRequest::default().with_topics(Some(vec![])),
+        )
+        .await;
+    assert!(r.topics.is_empty(), "v1+ empty list means no topics");
+
+    // An acks=0 produce that fails closes the connection.
+    let mut z = Client::connect(a).await;
+    z.write_request(
+        ApiKey::Produce,
+        9,
+        &produce_req("missing", 0, batch(1, 1, Compression::None), 0),
+    )
+    .await;
+    assert!(closed_by_server(&mut z.stream).await);
+
+    // Shutdown ends a parked long-poll fetch with an answer instead of
+    // waiting out its max.wait.ms.
+    let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
+    let fetcher = tokio::spawn(async move {
+        let mut f = Client::connect(a).await;
+        f.write_request(ApiKey::Fetch, 12, &fetch_req("seen", 0, 0, 30_000))
+            .await;
+        sent_tx.send(()).unwrap();
+        let mut frame = f
+            .read_frame()
+            .await
+            .expect("an answer, not a closed connection");
+        ResponseHeader::decode(&mut frame, 1).unwrap();
+        FetchResponse::decode(&mut frame, 12).unwrap()
+    });
+    // The fetch is on the wire; a round trip on another connection lets the
+    // broker read it and park it before shutdown begins.
+    sent_rx.await.unwrap();
+    let mut probe = Client::connect(a).await;
+    let _: ApiVersionsResponse = probe
+        .send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
+        .await;
+    drop(probe);
+    drop(c);
+    tokio::time::timeout(std::time::Duration::from_secs(20), server.shutdown())
+        .await
+        .expect("shutdown does not wait for the long poll")
+        .unwrap();
+    let r = fetcher.await.unwrap();
+    assert_eq!(r.responses[0].partitions[0].error_code, 0);
+}

@@ -172,6 +172,21 @@ pub fn is_internal_topic(name: &str) -> bool {
     INTERNAL_TOPICS.contains(&name)
 }
 
+/// The most records one admin request may produce, as Kafka's controller
+/// bounds a user operation (`MAX_RECORDS_PER_USER_OP`): a CreateTopics or
+/// CreatePartitions asking for more partitions is refused with
+/// POLICY_VIOLATION instead of allocating them.
+pub const MAX_RECORDS_PER_USER_OP: usize = 10_000;
+
+fn too_large() -> ApiError {
+    api_error(
+        ResponseError::PolicyViolation,
+        format!(
+            "Unable to perform excessively large batch operation: one request may create at most {MAX_RECORDS_PER_USER_OP} partitions."
+        ),
+    )
+}
+
 /// Kafka's `Topic.unifyCollisionChars`: '.' and '_' collide in metric names.
 fn unify_collision_chars(name: &str) -> String {
     name.replace('.', "_")
@@ -247,7 +262,8 @@ impl Controller {
             .collect()
     }
 
-    /// Kafka's striped placer's checks, then round-robin placement of
+    /// Kafka's striped placer's checks (and the bound on records one request
+    /// may create), then round-robin placement of
     /// `count` partitions starting at `first` (one broker per partition).
     fn place(
         &self,
@@ -256,6 +272,9 @@ impl Controller {
         count: i32,
         replication_factor: i16,
     ) -> Result<NewPartitions, ApiError> {
+        if count > MAX_RECORDS_PER_USER_OP as i32 {
+            return Err(too_large());
+        }
         let unfenced = self.unfenced_brokers(image);
         let registered = image.brokers().count();
         let fail = |reason: String| {
@@ -487,7 +506,11 @@ impl Controller {
             if dups.contains(name) {
                 continue;
             }
-            let outcome = self.create_one_topic(image, topic, &created_names);
+            let outcome = if records.len() >= MAX_RECORDS_PER_USER_OP {
+                Err(too_large())
+            } else {
+                self.create_one_topic(image, topic, &created_names)
+            };
             match outcome {
                 Err(e) => results.push(error_result(&topic.name, e)),
                 Ok((parts, configs)) => {
@@ -784,7 +807,12 @@ impl Controller {
             if dups.contains(name) {
                 continue;
             }
-            let outcome = self.plan_partitions(image, topic).map(|(id, parts)| {
+            let planned = if records.len() >= MAX_RECORDS_PER_USER_OP {
+                Err(too_large())
+            } else {
+                self.plan_partitions(image, topic)
+            };
+            let outcome = planned.map(|(id, parts)| {
                 records.extend(Self::partition_records(id, &parts));
             });
             results.push(

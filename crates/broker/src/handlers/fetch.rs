@@ -110,8 +110,9 @@ fn read_all(
 }
 
 pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
-    // An incremental fetch needs a session Riffle never handed out.
-    if version >= 7 && req.session_id != 0 {
+    // An incremental fetch needs a session Riffle never handed out; epoch
+    // -1 with a session id is a full fetch that closes the session.
+    if version >= 7 && req.session_id != 0 && req.session_epoch != -1 {
         return FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code())
             .with_session_id(0);
@@ -160,16 +161,29 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     let wait = Duration::from_millis(req.max_wait_ms.clamp(0, MAX_WAIT_CAP_MS) as u64);
     let deadline = tokio::time::Instant::now() + wait;
     let mut appends = broker.replicas.appends();
+    let mut shutdown = broker.shutdown_signal();
     let partitions = loop {
         appends.borrow_and_update();
         let (parts, bytes, any_error) = read_all(broker, &wanted, max_bytes, read_committed);
-        if bytes >= min_bytes || any_error || tokio::time::Instant::now() >= deadline {
+        if bytes >= min_bytes
+            || any_error
+            || wanted.is_empty()
+            || *shutdown.borrow()
+            || tokio::time::Instant::now() >= deadline
+        {
             break parts;
         }
-        match tokio::time::timeout_at(deadline, appends.changed()).await {
-            Ok(Ok(())) => continue,
-            _ => break read_all(broker, &wanted, max_bytes, read_committed).0,
+        // Woken by an append, the deadline, or shutdown (which answers at
+        // once with what there is, as Kafka completes delayed fetches).
+        tokio::select! {
+            changed = tokio::time::timeout_at(deadline, appends.changed()) => {
+                if matches!(changed, Ok(Ok(()))) {
+                    continue;
+                }
+            }
+            _ = shutdown.wait_for(|s| *s) => {}
         }
+        break read_all(broker, &wanted, max_bytes, read_committed).0;
     };
     let mut responses: Vec<FetchableTopicResponse> = topics
         .iter()

@@ -64,10 +64,14 @@ pub async fn handle(
 ) -> MetadataResponse {
     let mut image = broker.image();
     let mut topics = Vec::new();
+    // Metadata v0 asks for every topic with an empty list.
+    let all_topics =
+        req.topics.is_none() || (version == 0 && req.topics.as_ref().is_some_and(|t| t.is_empty()));
     match &req.topics {
-        None => {
+        _ if all_topics => {
             topics.extend(image.topics().map(|t| topic_metadata(t, version)));
         }
+        None => {}
         Some(requested) => {
             // Metadata v1-3 always allow auto-creation; v4+ say so.
             let allow_auto = version < 4 || req.allow_auto_topic_creation;

@@ -51,7 +51,7 @@ pub async fn handle(
     Ok(Some(match frame.body {
         Request::ApiVersions(_) => Response::ApiVersions(api_versions(broker, ctx, version)),
         Request::Metadata(r) => Response::Metadata(metadata::handle(broker, ctx, r, version).await),
-        Request::Produce(r) => match produce::handle(broker, r, version).await {
+        Request::Produce(r) => match produce::handle(broker, r, version).await? {
             Some(r) => Response::Produce(r),
             None => return Ok(None),
         },

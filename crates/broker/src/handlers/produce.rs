@@ -69,7 +69,13 @@ fn check_min_insync(broker: &Broker, topic: &str, partition: i32) -> Result<(), 
 }
 
 /// Handles a produce request; `None` for acks=0.
-pub async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+/// Handles a produce request: `Ok(None)` for acks=0, `Err` to close the
+/// connection (an acks=0 request that failed).
+pub async fn handle(
+    broker: &Broker,
+    req: ProduceRequest,
+    version: i16,
+) -> Result<Option<ProduceResponse>, String> {
     let acks = req.acks;
     let mut responses = Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
@@ -114,9 +120,24 @@ pub async fn handle(broker: &Broker, req: ProduceRequest, version: i16) -> Optio
         );
     }
     if acks == 0 {
-        return None;
+        // The producer reads no response, so an error can only be
+        // signalled by closing the connection (as Kafka does); the client
+        // then refreshes its metadata.
+        let failed = responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter().map(move |p| (t, p)))
+            .find(|(_, p)| p.error_code != 0);
+        if let Some((t, p)) = failed {
+            return Err(format!(
+                "acks=0 produce to {}-{} failed with error {}",
+                t.name.0.as_str(),
+                p.index,
+                p.error_code
+            ));
+        }
+        return Ok(None);
     }
     // One replica: the high watermark moved with the append, so acks=all
     // is satisfied as soon as the append returned.
-    Some(ProduceResponse::default().with_responses(responses))
+    Ok(Some(ProduceResponse::default().with_responses(responses)))
 }
