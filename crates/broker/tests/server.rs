@@ -123,18 +123,7 @@ async fn create_produce_fetch_list_offsets_and_restart() {
         Some(&[][..])
     );
 
-    let list = |ts: i64| {
-        ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
-                .with_name(TopicName(sb("orders")))
-                .with_partitions(vec![
-                    list_offsets_request::ListOffsetsPartition::default()
-                        .with_partition_index(1)
-                        .with_current_leader_epoch(-1)
-                        .with_timestamp(ts),
-                ])])
-    };
+    let list = |ts: i64| list_offsets_req("orders", 1, ts);
     for (ts, want) in [(-1, 50), (-2, 0), (2000, 20), (2005, 25), (99_999, -1)] {
         let r: ListOffsetsResponse = c.send(ApiKey::ListOffsets, 7, &list(ts)).await;
         assert_eq!(r.topics[0].partitions[0].offset, want, "timestamp {ts}");
@@ -150,19 +139,7 @@ async fn create_produce_fetch_list_offsets_and_restart() {
     // Topics and data survive the restart.
     let server = start(dir.path(), &[]).await;
     let mut c = Client::connect(addr(&server)).await;
-    let r: MetadataResponse = c
-        .send(
-            ApiKey::Metadata,
-            12,
-            &MetadataRequest::default().with_topics(None),
-        )
-        .await;
-    let t = r
-        .topics
-        .iter()
-        .find(|t| t.name.as_ref().unwrap().0.as_str() == "orders")
-        .unwrap();
-    assert_eq!(t.partitions.len(), 2);
+    assert_eq!(partition_count(&mut c, "orders").await, Some(2));
     let r: ListOffsetsResponse = c.send(ApiKey::ListOffsets, 7, &list(-1)).await;
     assert_eq!(r.topics[0].partitions[0].offset, 50);
     server.shutdown().await.unwrap();
@@ -275,20 +252,7 @@ async fn produce_errors_are_per_partition() {
     )
     .await;
     let r: ListOffsetsResponse = c
-        .send(
-            ApiKey::ListOffsets,
-            7,
-            &ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
-                    .with_name(TopicName(sb("small")))
-                    .with_partitions(vec![
-                        list_offsets_request::ListOffsetsPartition::default()
-                            .with_partition_index(0)
-                            .with_current_leader_epoch(-1)
-                            .with_timestamp(-1),
-                    ])]),
-        )
+        .send(ApiKey::ListOffsets, 7, &list_offsets_req("small", 0, -1))
         .await;
     assert_eq!(
         r.topics[0].partitions[0].offset, 1,
@@ -531,19 +495,7 @@ async fn admin_operations_validate_and_survive_restart() {
         .configs
         .iter()
         .any(|c| c.name.as_str() == "retention.ms" && c.value.as_deref() == Some("12345")));
-    let r: MetadataResponse = c
-        .send(
-            ApiKey::Metadata,
-            12,
-            &MetadataRequest::default().with_topics(None),
-        )
-        .await;
-    let t = r
-        .topics
-        .iter()
-        .find(|t| t.name.as_ref().unwrap().0.as_str() == "configured")
-        .unwrap();
-    assert_eq!(t.partitions.len(), 5);
+    assert_eq!(partition_count(&mut c, "configured").await, Some(5));
 
     let r: DeleteTopicsResponse = c
         .send(

@@ -206,3 +206,32 @@ pub fn fetch_req(topic: &str, partition: i32, offset: i64, max_wait_ms: i32) -> 
                 .with_log_start_offset(-1)
                 .with_partition_max_bytes(1_048_576)])])
 }
+
+/// ListOffsets for one partition at `timestamp` (or -1/-2/-3).
+pub fn list_offsets_req(topic: &str, partition: i32, timestamp: i64) -> ListOffsetsRequest {
+    ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(sb(topic)))
+            .with_partitions(vec![
+                list_offsets_request::ListOffsetsPartition::default()
+                    .with_partition_index(partition)
+                    .with_current_leader_epoch(-1)
+                    .with_timestamp(timestamp),
+            ])])
+}
+
+/// The partition count of `topic` in an all-topics Metadata response.
+pub async fn partition_count(c: &mut Client, topic: &str) -> Option<usize> {
+    let r: MetadataResponse = c
+        .send(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(None),
+        )
+        .await;
+    r.topics
+        .iter()
+        .find(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == topic))
+        .map(|t| t.partitions.len())
+}
