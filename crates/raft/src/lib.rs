@@ -1,5 +1,18 @@
 //! `riffle-raft`: KRaft, the Raft metadata quorum of KIP-595 with the
-//! snapshots of KIP-630, as a sans-IO core plus a thin tokio driver.
+//! snapshots of KIP-630, as a sans-IO core ([`core::RaftCore`]) plus a
+//! thin driver.
 //!
-//! Status: empty. It arrives with the KRaft issue. The core must not depend on
-//! tokio, sockets, files or clocks; it stores its log through `riffle-log`.
+//! The core never reads a clock, a socket or a file: it is driven by
+//! calls carrying `now` and answers with [`core::Action`]s to perform in
+//! order. Its RPCs are Kafka's (`kafka-protocol` types).
+
+pub mod batch;
+pub mod core;
+pub mod role;
+pub mod types;
+
+pub use crate::core::{
+    Action, ProposeError, RaftCore, RaftRequest, RaftResponse, ReadRecords, ReadSnapshot, RequestId,
+};
+pub use crate::role::{transition_allowed, EpochChange, RoleInfo, RoleKind};
+pub use crate::types::{ElectionState, LogState, NodeId, OffsetAndEpoch, RaftConfig};
