@@ -13,6 +13,13 @@
 //! the image (a partition of an unknown topic, removing an unknown topic, a
 //! second topic with a taken name) is an error rather than a logged skip:
 //! on a single node it can only mean a bug or a corrupt log.
+//!
+//! Snapshots of the image (KIP-630) live in `image/snapshot.rs`:
+//! [`MetadataImage::to_snapshot_records`] (the records that rebuild an
+//! image), [`MetadataImage::from_snapshot`] (loading them) and
+//! [`MetadataImage::delta_to`] (what a broker acts on when it swaps images).
+
+mod snapshot;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

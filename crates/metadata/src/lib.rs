@@ -4,7 +4,9 @@
 //!   on-disk format of the `__cluster_metadata` log (`ApiMessageAndVersion`
 //!   frames as values of v2 record batches).
 //! - [`image`]: the immutable [`MetadataImage`] that committed records replay
-//!   into, and the [`MetadataDelta`] each replay reports.
+//!   into, and the [`MetadataDelta`] each replay reports; snapshots of the
+//!   image (KIP-630) as records, loaded back, and the delta between two
+//!   images.
 //! - [`controller`]: the sans-IO [`Controller`]: it validates admin requests
 //!   (CreateTopics, DeleteTopics, CreatePartitions, AlterConfigs,
 //!   IncrementalAlterConfigs) against an image and returns the records to
