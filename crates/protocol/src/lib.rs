@@ -22,6 +22,6 @@ pub mod response;
 pub mod versions;
 
 pub use frame::{read_frame, FrameError};
-pub use request::{decode_request, DecodeError, Request, RequestFrame};
+pub use request::{decode_request, decode_request_for, DecodeError, Request, RequestFrame};
 pub use response::{encode_response, Response};
-pub use versions::{supported_range, SUPPORTED_APIS};
+pub use versions::{supported_range, CONTROLLER_APIS, SUPPORTED_APIS};

@@ -5,7 +5,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::Decodable;
 use thiserror::Error;
 
-use crate::versions::supported_range;
+use crate::versions::{ApiRange, SUPPORTED_APIS};
 
 macro_rules! requests {
     ($($variant:ident($ty:ty)),* $(,)?) => {
@@ -40,6 +40,12 @@ requests! {
     CreatePartitions(CreatePartitionsRequest),
     IncrementalAlterConfigs(IncrementalAlterConfigsRequest),
     DescribeCluster(DescribeClusterRequest),
+    Vote(VoteRequest),
+    BeginQuorumEpoch(BeginQuorumEpochRequest),
+    EndQuorumEpoch(EndQuorumEpochRequest),
+    DescribeQuorum(DescribeQuorumRequest),
+    FetchSnapshot(FetchSnapshotRequest),
+    BrokerRegistration(BrokerRegistrationRequest),
 }
 
 /// A decoded request: its header, API and typed body.
@@ -100,6 +106,14 @@ pub enum DecodeError {
 
 /// Decodes one request frame (without its size prefix).
 pub fn decode_request(frame: Bytes) -> Result<RequestFrame, DecodeError> {
+    decode_request_for(frame, SUPPORTED_APIS)
+}
+
+/// Decodes a request against the API table of a listener (the broker's
+/// [`SUPPORTED_APIS`] or the controller's
+/// [`crate::versions::CONTROLLER_APIS`]); an API outside the table is
+/// [`DecodeError::UnservedApi`].
+pub fn decode_request_for(frame: Bytes, table: &[ApiRange]) -> Result<RequestFrame, DecodeError> {
     if frame.len() < 8 {
         return Err(DecodeError::ShortFrame(frame.len()));
     }
@@ -111,7 +125,7 @@ pub fn decode_request(frame: Bytes) -> Result<RequestFrame, DecodeError> {
         api_key: raw_key,
         correlation_id,
     })?;
-    let Some(range) = supported_range(api_key) else {
+    let Some(range) = table.iter().copied().find(|r| r.api_key == api_key) else {
         return Err(DecodeError::UnservedApi {
             api_key,
             correlation_id,

@@ -44,6 +44,12 @@ responses! {
     CreatePartitions(CreatePartitionsResponse),
     IncrementalAlterConfigs(IncrementalAlterConfigsResponse),
     DescribeCluster(DescribeClusterResponse),
+    Vote(VoteResponse),
+    BeginQuorumEpoch(BeginQuorumEpochResponse),
+    EndQuorumEpoch(EndQuorumEpochResponse),
+    DescribeQuorum(DescribeQuorumResponse),
+    FetchSnapshot(FetchSnapshotResponse),
+    BrokerRegistration(BrokerRegistrationResponse),
 }
 
 impl Response {
@@ -57,6 +63,22 @@ impl Response {
             }
             ApiKey::DescribeCluster => Response::DescribeCluster(
                 DescribeClusterResponse::default().with_error_code(error_code),
+            ),
+            ApiKey::Vote => Response::Vote(VoteResponse::default().with_error_code(error_code)),
+            ApiKey::BeginQuorumEpoch => Response::BeginQuorumEpoch(
+                BeginQuorumEpochResponse::default().with_error_code(error_code),
+            ),
+            ApiKey::EndQuorumEpoch => Response::EndQuorumEpoch(
+                EndQuorumEpochResponse::default().with_error_code(error_code),
+            ),
+            ApiKey::DescribeQuorum => Response::DescribeQuorum(
+                DescribeQuorumResponse::default().with_error_code(error_code),
+            ),
+            ApiKey::FetchSnapshot => Response::FetchSnapshot(
+                FetchSnapshotResponse::default().with_error_code(error_code),
+            ),
+            ApiKey::BrokerRegistration => Response::BrokerRegistration(
+                BrokerRegistrationResponse::default().with_error_code(error_code),
             ),
             ApiKey::Fetch if version >= 7 => {
                 Response::Fetch(FetchResponse::default().with_error_code(error_code))

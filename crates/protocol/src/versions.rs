@@ -43,6 +43,27 @@ pub const SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::DescribeCluster, 0, 2),
 ];
 
+/// The APIs of the controller listener (`controller.listener.names`):
+/// the KRaft RPCs at the versions of the static-voter quorum (Kafka 3.9's
+/// KIP-595/KIP-630 ranges), broker registration, and the admin APIs a
+/// client may send to controllers directly (KIP-919). Kafka 4.0's ranges
+/// where it has them.
+pub const CONTROLLER_APIS: &[ApiRange] = &[
+    range(ApiKey::Fetch, 13, 17),
+    range(ApiKey::ApiVersions, 0, 4),
+    range(ApiKey::CreateTopics, 2, 7),
+    range(ApiKey::DeleteTopics, 1, 6),
+    range(ApiKey::CreatePartitions, 0, 3),
+    range(ApiKey::IncrementalAlterConfigs, 0, 1),
+    range(ApiKey::Vote, 0, 1),
+    range(ApiKey::BeginQuorumEpoch, 0, 1),
+    range(ApiKey::EndQuorumEpoch, 0, 1),
+    range(ApiKey::DescribeQuorum, 0, 2),
+    range(ApiKey::FetchSnapshot, 0, 1),
+    range(ApiKey::DescribeCluster, 1, 2),
+    range(ApiKey::BrokerRegistration, 0, 4),
+];
+
 /// The served range of `api_key`, if Riffle serves it.
 pub fn supported_range(api_key: ApiKey) -> Option<ApiRange> {
     SUPPORTED_APIS
@@ -74,6 +95,12 @@ mod tests {
             ApiKey::CreatePartitions => CreatePartitionsRequest::VERSIONS,
             ApiKey::IncrementalAlterConfigs => IncrementalAlterConfigsRequest::VERSIONS,
             ApiKey::DescribeCluster => DescribeClusterRequest::VERSIONS,
+            ApiKey::Vote => VoteRequest::VERSIONS,
+            ApiKey::BeginQuorumEpoch => BeginQuorumEpochRequest::VERSIONS,
+            ApiKey::EndQuorumEpoch => EndQuorumEpochRequest::VERSIONS,
+            ApiKey::DescribeQuorum => DescribeQuorumRequest::VERSIONS,
+            ApiKey::FetchSnapshot => FetchSnapshotRequest::VERSIONS,
+            ApiKey::BrokerRegistration => BrokerRegistrationRequest::VERSIONS,
             other => panic!("{other:?} is not in the table"),
         };
         (v.min, v.max)
@@ -81,7 +108,7 @@ mod tests {
 
     #[test]
     fn every_advertised_version_is_decodable_by_kafka_protocol() {
-        for r in SUPPORTED_APIS {
+        for r in SUPPORTED_APIS.iter().chain(CONTROLLER_APIS) {
             let (min, max) = crate_range(r.api_key);
             assert!(
                 min <= r.min_version && r.max_version <= max,
@@ -95,8 +122,10 @@ mod tests {
 
     #[test]
     fn table_is_in_api_key_order_without_duplicates() {
-        for w in SUPPORTED_APIS.windows(2) {
-            assert!((w[0].api_key as i16) < (w[1].api_key as i16));
+        for table in [SUPPORTED_APIS, CONTROLLER_APIS] {
+            for w in table.windows(2) {
+                assert!((w[0].api_key as i16) < (w[1].api_key as i16));
+            }
         }
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod batch;
 pub mod core;
+pub mod driver;
 pub mod role;
 pub mod types;
 
