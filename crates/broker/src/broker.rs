@@ -52,12 +52,8 @@ impl Broker {
         if !dirs.contains(&config.metadata_log_dir) {
             dirs.push(config.metadata_log_dir.clone());
         }
-        let meta = meta_properties::ensure_formatted(
-            &dirs,
-            config.node_id,
-            Some(meta_properties::generate_cluster_id()),
-        )
-        .map_err(|e| BrokerError::Config(e.to_string()))?;
+        let meta = meta_properties::check_at_startup(&dirs, config.node_id, config.auto_format)
+            .map_err(|e| BrokerError::Config(e.to_string()))?;
         let cluster_id = meta.cluster_id.clone();
 
         let metadata_log: Arc<dyn MetadataLog> =

@@ -1197,6 +1197,12 @@ pub struct BrokerConfig {
     pub controller_quorum_request_timeout_ms: i32,
     pub controller_quorum_retry_backoff_ms: i32,
     pub controller_quorum_append_linger_ms: i32,
+    /// Not a Kafka property: whether start-up may format directories that
+    /// have no `meta.properties` (with a new cluster id). False from
+    /// [`BrokerConfig::from_properties`], so a configuration file needs
+    /// `riffle storage format` first, as Kafka needs `kafka-storage format`;
+    /// `riffle server` without `--config` (the embedded default) sets it.
+    pub auto_format: bool,
     /// The broker-level log.* defaults as a topic-level config.
     log_config: LogConfig,
     /// The settings given explicitly (file and overrides), trimmed, known keys only.
@@ -1759,6 +1765,7 @@ impl BrokerConfig {
             controller_quorum_request_timeout_ms: p.req_int("controller.quorum.request.timeout.ms"),
             controller_quorum_retry_backoff_ms: p.req_int("controller.quorum.retry.backoff.ms"),
             controller_quorum_append_linger_ms: p.req_int("controller.quorum.append.linger.ms"),
+            auto_format: false,
             log_config,
             static_values: p.explicit.clone(),
         })

@@ -7,13 +7,32 @@
 //! file is written and fsynced, renamed over the old one, and the directory
 //! is fsynced.
 //!
-//! [`ensure_formatted`] is the start-up check. Where Kafka requires
-//! `kafka-storage format` before the first start, Riffle formats empty
-//! directories itself when the caller supplies a cluster id (the embedded
-//! default's "formatted on first start"). As in Kafka 3.7 and later, an empty
-//! directory added next to formatted ones is formatted with their cluster id,
-//! and a version 1 file without a `directory.id` gets one. Version 0 files
-//! (ZooKeeper mode, `broker.id`) are read so that a migrated node starts.
+//! Three entry points:
+//!
+//! - [`format`] is `riffle storage format` (Kafka's `kafka-storage format`):
+//!   it writes a version 1 file with the given cluster id into every
+//!   unformatted directory, and refuses directories that are already
+//!   formatted unless asked to skip them.
+//! - [`check_at_startup`] is what the broker runs before it opens anything.
+//!   With a configuration file every directory must already be formatted,
+//!   as Kafka requires ([`verify_formatted`]); only the embedded default
+//!   (`riffle server` without `--config`) formats on first start
+//!   ([`ensure_formatted`]).
+//! - [`ensure_formatted`] formats empty directories itself when the caller
+//!   supplies a cluster id, including an empty directory added next to
+//!   formatted ones (it gets their cluster id). Kafka never formats at
+//!   start-up; this exists so that `riffle server` works with no set-up.
+//!
+//! Both start-up paths apply Kafka's `MetaPropertiesEnsemble.verify` rules
+//! (one cluster id, the configured node id, no shared `directory.id`) and
+//! give a version 1 file without a `directory.id` a new one, as Kafka 3.7
+//! and later do. Version 0 files (ZooKeeper mode, `broker.id`) are read so
+//! that a migrated node starts.
+//!
+//! Departures from Kafka: an unreadable or garbled file stops `format` and
+//! start-up instead of the directory being skipped as failed, and an
+//! unformatted directory that already holds files is never formatted (Kafka
+//! formats it and adopts whatever is in it).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -21,7 +40,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::alphabet;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
+use base64::engine::DecodePaddingMode;
 use base64::Engine;
 use uuid::Uuid;
 
@@ -70,12 +91,61 @@ pub enum MetaPropertiesError {
         first_path: PathBuf,
         second_path: PathBuf,
     },
-    #[error("{} has no meta.properties and no cluster id was given to format it; run `riffle storage format`", dir.display())]
-    NotFormatted { dir: PathBuf },
+    /// Directories without `meta.properties` where start-up may not format.
+    /// `cluster_id` is the id of the directories that are formatted, if any,
+    /// so the message can say how to add the others to the same cluster.
+    #[error("{}", not_formatted_message(dirs, cluster_id.as_deref()))]
+    NotFormatted {
+        dirs: Vec<PathBuf>,
+        cluster_id: Option<String>,
+    },
+    /// A version 0 file lacks a key that start-up needs (version 1 files
+    /// without them are [`MetaPropertiesError::Garbled`]).
+    #[error("{} has no {key}; format the directory again or add {key} to the file", path.display())]
+    MissingKey { path: PathBuf, key: &'static str },
+    /// `format` was given a cluster id that is not a Kafka UUID.
+    #[error("invalid cluster id {id:?}: {reason}; generate one with `riffle storage random-uuid`")]
+    InvalidClusterId { id: String, reason: &'static str },
+    /// `format` found a directory formatted for another cluster.
+    #[error("cluster.id {found} in {} does not match the cluster id {given} being formatted; the directory belongs to another cluster", path.display())]
+    OtherCluster {
+        path: PathBuf,
+        found: String,
+        given: String,
+    },
+    /// `format` found a formatted directory and was not told to skip them.
+    #[error("log directory {} is already formatted; use --ignore-formatted to skip formatted directories and format the others", dir.display())]
+    AlreadyFormatted { dir: PathBuf },
     #[error("{} has no meta.properties but is not empty (it holds {entry}); refusing to format a directory with data in it", dir.display())]
     NotEmpty { dir: PathBuf, entry: String },
     #[error("no log directory was given")]
     NoDirs,
+}
+
+/// The command that formats `dirs`, for the start-up refusal. The server
+/// does not know the configuration file's name, so it stands as `<file>`.
+fn not_formatted_message(dirs: &[PathBuf], cluster_id: Option<&str>) -> String {
+    let list = dirs
+        .iter()
+        .map(|d| d.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (noun, verb) = if dirs.len() == 1 {
+        ("log directory", "is")
+    } else {
+        ("log directories", "are")
+    };
+    let command = match cluster_id {
+        // Adding directories to a formatted node keeps its cluster id.
+        Some(id) => {
+            format!("riffle storage format --config <file> --cluster-id {id} --ignore-formatted")
+        }
+        None => {
+            "riffle storage format --config <file> --cluster-id \"$(riffle storage random-uuid)\""
+                .to_string()
+        }
+    };
+    format!("{noun} {list} {verb} not formatted; run: {command}")
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> MetaPropertiesError + '_ {
@@ -149,12 +219,24 @@ pub fn kafka_uuid_string(uuid: &Uuid) -> String {
     URL_SAFE_NO_PAD.encode(uuid.as_bytes())
 }
 
-/// Parses Kafka's 22-character UUID text.
+/// Decodes as Java's URL-safe `Base64` decoder does for Kafka's
+/// `Uuid.fromString`: padding optional, and bits past the last byte
+/// ignored rather than required to be zero. Kafka's documentation uses
+/// such an id (`MkU3OEVBNTcwNTJENDM2Qk`), so operators have them.
+const KAFKA_UUID_DECODER: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_decode_allow_trailing_bits(true)
+        .with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// Parses Kafka's UUID text: 22 characters of URL-safe base64 (24 with
+/// `==` padding, which Kafka also accepts).
 pub fn parse_kafka_uuid(text: &str) -> Option<Uuid> {
-    if text.len() != 22 {
+    if !(text.len() == 22 || (text.len() == 24 && text.ends_with("=="))) {
         return None;
     }
-    let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+    let bytes = KAFKA_UUID_DECODER.decode(text).ok()?;
     Uuid::from_slice(&bytes).ok()
 }
 
@@ -368,6 +450,184 @@ fn first_significant_entry(dir: &Path) -> Result<Option<String>, MetaPropertiesE
     Ok(None)
 }
 
+/// `dirs` without repeats, in their first order.
+fn unique_dirs(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, MetaPropertiesError> {
+    let mut unique: Vec<PathBuf> = Vec::new();
+    for d in dirs {
+        if !unique.contains(d) {
+            unique.push(d.clone());
+        }
+    }
+    if unique.is_empty() {
+        return Err(MetaPropertiesError::NoDirs);
+    }
+    Ok(unique)
+}
+
+/// What the formatted directories agree on, once [`verify`] has passed.
+#[derive(Debug, Default)]
+struct Ensemble {
+    /// The cluster id of the formatted directories, and the first file
+    /// that names it.
+    cluster: Option<(PathBuf, String)>,
+    /// Every directory id in use, with the file that holds it.
+    dir_ids: BTreeMap<Uuid, PathBuf>,
+}
+
+impl Ensemble {
+    /// A directory id no directory of this node uses yet, recorded as
+    /// `dir`'s.
+    fn new_directory_id(&mut self, dir: &Path) -> Uuid {
+        let mut id = generate_directory_id();
+        while self.dir_ids.contains_key(&id) {
+            id = generate_directory_id();
+        }
+        self.dir_ids.insert(id, dir.join(META_PROPERTIES_FILE));
+        id
+    }
+}
+
+/// Kafka's `MetaPropertiesEnsemble.verify` over the files found: every
+/// node id equals `node_id`, every cluster id equals `given_cluster_id`
+/// (when formatting with one) or the first one found, and no two
+/// directories share a directory id.
+fn verify(
+    found: &[(PathBuf, Option<MetaProperties>)],
+    node_id: i32,
+    given_cluster_id: Option<&str>,
+) -> Result<Ensemble, MetaPropertiesError> {
+    let mut ensemble = Ensemble::default();
+    for (dir, meta) in found {
+        let Some(meta) = meta else { continue };
+        let path = dir.join(META_PROPERTIES_FILE);
+        if let Some(n) = meta.node_id {
+            if n != node_id {
+                return Err(MetaPropertiesError::NodeIdMismatch {
+                    path,
+                    found: n,
+                    configured: node_id,
+                });
+            }
+        }
+        if let Some(c) = &meta.cluster_id {
+            if let Some(given) = given_cluster_id {
+                if c != given {
+                    return Err(MetaPropertiesError::OtherCluster {
+                        path,
+                        found: c.clone(),
+                        given: given.to_string(),
+                    });
+                }
+            }
+            match &ensemble.cluster {
+                Some((first_path, first)) if first != c => {
+                    return Err(MetaPropertiesError::ClusterIdMismatch {
+                        first_path: first_path.clone(),
+                        first: first.clone(),
+                        second_path: path,
+                        second: c.clone(),
+                    })
+                }
+                Some(_) => {}
+                None => ensemble.cluster = Some((path.clone(), c.clone())),
+            }
+        }
+        if let Some(id) = meta.directory_id {
+            if let Some(first_path) = ensemble.dir_ids.insert(id, path.clone()) {
+                return Err(MetaPropertiesError::DuplicateDirectoryId {
+                    id: kafka_uuid_string(&id),
+                    first_path,
+                    second_path: path,
+                });
+            }
+        }
+    }
+    Ok(ensemble)
+}
+
+/// Reads the `meta.properties` of every directory, `None` where there is
+/// none.
+fn read_all(
+    dirs: &[PathBuf],
+) -> Result<Vec<(PathBuf, Option<MetaProperties>)>, MetaPropertiesError> {
+    dirs.iter().map(|d| Ok((d.clone(), read(d)?))).collect()
+}
+
+/// The start-up check the broker runs before it opens any log: with
+/// `auto_format` (the embedded default) it is [`ensure_formatted`] with a
+/// new cluster id for a first start; otherwise every directory must
+/// already be formatted ([`verify_formatted`]).
+pub fn check_at_startup(
+    dirs: &[PathBuf],
+    node_id: i32,
+    auto_format: bool,
+) -> Result<FormattedDirs, MetaPropertiesError> {
+    if auto_format {
+        ensure_formatted(dirs, node_id, Some(generate_cluster_id()))
+    } else {
+        verify_formatted(dirs, node_id)
+    }
+}
+
+/// Kafka's start-up rule: every directory (log dirs and the metadata log
+/// dir; repeats are ignored) must hold a `meta.properties` naming the same
+/// cluster and `node_id`, with distinct directory ids. Refuses otherwise,
+/// naming the directories and the command that formats them. Files are
+/// only changed to add a missing `directory.id`. Nothing is created: a
+/// missing directory is an unformatted one.
+pub fn verify_formatted(
+    dirs: &[PathBuf],
+    node_id: i32,
+) -> Result<FormattedDirs, MetaPropertiesError> {
+    let found = read_all(&unique_dirs(dirs)?)?;
+    let mut ensemble = verify(&found, node_id, None)?;
+    let unformatted: Vec<PathBuf> = found
+        .iter()
+        .filter(|(_, meta)| meta.is_none())
+        .map(|(d, _)| d.clone())
+        .collect();
+    if !unformatted.is_empty() {
+        return Err(MetaPropertiesError::NotFormatted {
+            dirs: unformatted,
+            cluster_id: ensemble.cluster.map(|(_, c)| c),
+        });
+    }
+    let mut result = FormattedDirs {
+        cluster_id: String::new(),
+        node_id,
+        dirs: Vec::new(),
+        newly_formatted: Vec::new(),
+    };
+    for (dir, meta) in found {
+        let Some(mut meta) = meta else {
+            unreachable!("unformatted directories were refused above");
+        };
+        let path = dir.join(META_PROPERTIES_FILE);
+        // Kafka refuses these too ("cluster ID not found"); only version
+        // 0 files can lack them, version 1 ones do not parse without them.
+        if meta.node_id.is_none() {
+            return Err(MetaPropertiesError::MissingKey {
+                path,
+                key: "broker.id",
+            });
+        }
+        let Some(cluster_id) = meta.cluster_id.clone() else {
+            return Err(MetaPropertiesError::MissingKey {
+                path,
+                key: "cluster.id",
+            });
+        };
+        if meta.directory_id.is_none() {
+            meta.directory_id = Some(ensemble.new_directory_id(&dir));
+            write(&dir, &meta)?;
+        }
+        result.cluster_id = cluster_id;
+        result.dirs.push((dir, meta));
+    }
+    debug_assert!(!result.cluster_id.is_empty());
+    Ok(result)
+}
+
 /// Checks, and on first start creates, the `meta.properties` of every
 /// directory (log dirs and the metadata log dir; repeats are ignored).
 ///
@@ -381,66 +641,20 @@ pub fn ensure_formatted(
     node_id: i32,
     cluster_id_if_new: Option<String>,
 ) -> Result<FormattedDirs, MetaPropertiesError> {
-    let mut unique: Vec<&PathBuf> = Vec::new();
-    for d in dirs {
-        if !unique.contains(&d) {
-            unique.push(d);
-        }
-    }
-    if unique.is_empty() {
-        return Err(MetaPropertiesError::NoDirs);
-    }
-    let mut found: Vec<(PathBuf, Option<MetaProperties>)> = Vec::new();
-    for dir in unique {
+    let unique = unique_dirs(dirs)?;
+    for dir in &unique {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
-        found.push((dir.clone(), read(dir)?));
     }
+    let found = read_all(&unique)?;
+    let mut ensemble = verify(&found, node_id, None)?;
 
-    let mut cluster: Option<(PathBuf, String)> = None;
-    let mut dir_ids: BTreeMap<Uuid, PathBuf> = BTreeMap::new();
-    for (dir, meta) in &found {
-        let Some(meta) = meta else { continue };
-        let path = dir.join(META_PROPERTIES_FILE);
-        if let Some(n) = meta.node_id {
-            if n != node_id {
-                return Err(MetaPropertiesError::NodeIdMismatch {
-                    path,
-                    found: n,
-                    configured: node_id,
-                });
-            }
-        }
-        if let Some(c) = &meta.cluster_id {
-            match &cluster {
-                Some((first_path, first)) if first != c => {
-                    return Err(MetaPropertiesError::ClusterIdMismatch {
-                        first_path: first_path.clone(),
-                        first: first.clone(),
-                        second_path: path,
-                        second: c.clone(),
-                    })
-                }
-                Some(_) => {}
-                None => cluster = Some((path.clone(), c.clone())),
-            }
-        }
-        if let Some(id) = meta.directory_id {
-            if let Some(first_path) = dir_ids.insert(id, path.clone()) {
-                return Err(MetaPropertiesError::DuplicateDirectoryId {
-                    id: kafka_uuid_string(&id),
-                    first_path,
-                    second_path: path,
-                });
-            }
-        }
-    }
-
-    let cluster_id = match (cluster, cluster_id_if_new) {
+    let cluster_id = match (ensemble.cluster.take(), cluster_id_if_new) {
         (Some((_, c)), _) => c,
         (None, Some(c)) => c,
         (None, None) => {
             return Err(MetaPropertiesError::NotFormatted {
-                dir: found[0].0.clone(),
+                dirs: found.iter().map(|(d, _)| d.clone()).collect(),
+                cluster_id: None,
             })
         }
     };
@@ -458,12 +672,7 @@ pub fn ensure_formatted(
                 // (or, in version 0, cluster id / broker id) is filled in.
                 let mut changed = false;
                 if meta.directory_id.is_none() {
-                    let mut id = generate_directory_id();
-                    while dir_ids.contains_key(&id) {
-                        id = generate_directory_id();
-                    }
-                    dir_ids.insert(id, dir.join(META_PROPERTIES_FILE));
-                    meta.directory_id = Some(id);
+                    meta.directory_id = Some(ensemble.new_directory_id(&dir));
                     changed = true;
                 }
                 if meta.cluster_id.is_none() {
@@ -484,12 +693,7 @@ pub fn ensure_formatted(
                     return Err(MetaPropertiesError::NotEmpty { dir, entry });
                 }
                 let mut meta = MetaProperties::new_v1(cluster_id.clone(), node_id);
-                let mut id = generate_directory_id();
-                while dir_ids.contains_key(&id) {
-                    id = generate_directory_id();
-                }
-                dir_ids.insert(id, dir.join(META_PROPERTIES_FILE));
-                meta.directory_id = Some(id);
+                meta.directory_id = Some(ensemble.new_directory_id(&dir));
                 write(&dir, &meta)?;
                 result.newly_formatted.push(dir.clone());
                 meta
@@ -498,6 +702,90 @@ pub fn ensure_formatted(
         result.dirs.push((dir, meta));
     }
     Ok(result)
+}
+
+/// What [`format`] did with one directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormatOutcome {
+    /// The directory had no `meta.properties`; it now has this one.
+    Formatted { dir: PathBuf, meta: MetaProperties },
+    /// The directory was already formatted for this cluster and node and
+    /// was left alone (`--ignore-formatted`).
+    AlreadyFormatted { dir: PathBuf, meta: MetaProperties },
+}
+
+/// Checks that `id` can be a cluster id: a Kafka UUID (22 characters of
+/// URL-safe base64) that is not one of the reserved values Kafka's
+/// `Uuid.randomUuid` never returns (all-zero high half, low half below 100).
+pub fn validate_cluster_id(id: &str) -> Result<Uuid, MetaPropertiesError> {
+    let invalid = |reason| MetaPropertiesError::InvalidClusterId {
+        id: id.to_string(),
+        reason,
+    };
+    let uuid = parse_kafka_uuid(id)
+        .ok_or_else(|| invalid("expected 22 characters of URL-safe base64 (a Kafka UUID)"))?;
+    let (high, low) = uuid.as_u64_pair();
+    if high == 0 && low < 100 {
+        return Err(invalid("it is one of Kafka's reserved UUIDs"));
+    }
+    Ok(uuid)
+}
+
+/// `riffle storage format`, Kafka's `kafka-storage format`: gives every
+/// directory in `dirs` (repeats are ignored) a version 1 `meta.properties`
+/// with `cluster_id`, `node_id` and a new directory id, creating missing
+/// directories.
+///
+/// Checks everything before writing anything, so a refusal leaves every
+/// directory as it was. Refuses an invalid cluster id; formatted
+/// directories whose node id or cluster id differ from the ones given, or
+/// that share a directory id (even with `ignore_formatted`); any formatted
+/// directory unless `ignore_formatted`; an unformatted directory that
+/// already holds files; and a garbled file. Returns one outcome per
+/// directory, in the order given.
+pub fn format(
+    dirs: &[PathBuf],
+    cluster_id: &str,
+    node_id: i32,
+    ignore_formatted: bool,
+) -> Result<Vec<FormatOutcome>, MetaPropertiesError> {
+    validate_cluster_id(cluster_id)?;
+    assert!(
+        node_id >= 0,
+        "node.id {node_id} passed configuration checks"
+    );
+    let found = read_all(&unique_dirs(dirs)?)?;
+    let mut ensemble = verify(&found, node_id, Some(cluster_id))?;
+    if !ignore_formatted {
+        if let Some((dir, _)) = found.iter().find(|(_, meta)| meta.is_some()) {
+            return Err(MetaPropertiesError::AlreadyFormatted { dir: dir.clone() });
+        }
+    }
+    for (dir, meta) in &found {
+        if meta.is_none() && dir.exists() {
+            if let Some(entry) = first_significant_entry(dir)? {
+                return Err(MetaPropertiesError::NotEmpty {
+                    dir: dir.clone(),
+                    entry,
+                });
+            }
+        }
+    }
+    let mut outcomes = Vec::with_capacity(found.len());
+    for (dir, meta) in found {
+        let outcome = match meta {
+            Some(meta) => FormatOutcome::AlreadyFormatted { dir, meta },
+            None => {
+                fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+                let mut meta = MetaProperties::new_v1(cluster_id.to_string(), node_id);
+                meta.directory_id = Some(ensemble.new_directory_id(&dir));
+                write(&dir, &meta)?;
+                FormatOutcome::Formatted { dir, meta }
+            }
+        };
+        outcomes.push(outcome);
+    }
+    Ok(outcomes)
 }
 
 /// `java.util.Date.toString()` in UTC: `Thu Mar 14 10:01:02 UTC 2024`.

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 mod dump_log;
 mod server;
+mod storage;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,6 +48,46 @@ enum Command {
         #[arg(long)]
         verify_index: bool,
     },
+    /// Prepare and inspect a node's log directories, like Kafka's
+    /// kafka-storage.
+    Storage {
+        #[command(subcommand)]
+        command: StorageCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum StorageCommand {
+    /// Print a new cluster id for `storage format --cluster-id`.
+    RandomUuid,
+    /// Write meta.properties into every log.dirs entry and metadata.log.dir
+    /// of a configuration. Needed once before `riffle server --config`
+    /// starts a node for the first time.
+    Format {
+        /// The server.properties the node will run with.
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        /// The cluster id, the same on every node of the cluster
+        /// (`riffle storage random-uuid` makes one).
+        #[arg(long, short = 't')]
+        cluster_id: String,
+        /// key=value settings applied over the file, as with `riffle
+        /// server`; may be repeated.
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+        /// Skip directories that are already formatted (for this cluster
+        /// and node) instead of failing, and format the others.
+        #[arg(long, short = 'g')]
+        ignore_formatted: bool,
+    },
+    /// Show the meta.properties of a configuration's directories and any
+    /// problem with them; exits with 1 if there is one.
+    Info {
+        #[arg(long, short = 'c')]
+        config: PathBuf,
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -59,21 +100,34 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    let success = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
+    let out = &mut std::io::stdout().lock();
     let result = match cli.command {
-        Command::Server { config, overrides } => server::run(config, overrides),
+        Command::Server { config, overrides } => success(server::run(config, overrides)),
         Command::DumpLog {
             files,
             print_records,
             verify_index,
-        } => dump_log::run(
-            &files,
-            print_records,
-            verify_index,
-            &mut std::io::stdout().lock(),
-        ),
+        } => success(dump_log::run(&files, print_records, verify_index, out)),
+        Command::Storage { command } => match command {
+            StorageCommand::RandomUuid => success(storage::random_uuid(out)),
+            StorageCommand::Format {
+                config,
+                cluster_id,
+                overrides,
+                ignore_formatted,
+            } => success(storage::format(
+                &config,
+                &overrides,
+                &cluster_id,
+                ignore_formatted,
+                out,
+            )),
+            StorageCommand::Info { config, overrides } => storage::info(&config, &overrides, out),
+        },
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("riffle: {e:#}");
             ExitCode::FAILURE

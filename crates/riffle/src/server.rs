@@ -1,6 +1,6 @@
 //! `riffle server`: configuration, start-up, and shutdown on SIGINT/SIGTERM.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use riffle_broker::config::{parse_properties, BrokerConfig};
@@ -18,8 +18,21 @@ fn parse_override(s: &str) -> anyhow::Result<(String, String)> {
     Ok((k.to_string(), v.trim().to_string()))
 }
 
-pub fn run(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
-    let props = match &config {
+/// A configuration as `riffle server` and `riffle storage` load it.
+#[derive(Debug)]
+pub struct LoadedConfig {
+    pub config: BrokerConfig,
+    /// The file (or embedded default) and the overrides, in that order.
+    pub static_props: Vec<(String, String)>,
+    /// Unknown keys and settings Riffle does not act on, for the caller to
+    /// log.
+    pub warnings: Vec<String>,
+}
+
+/// Loads `config` (or the embedded default when `None`) with the
+/// `key=value` overrides applied over it, and validates the result.
+pub fn load_config(config: Option<&Path>, overrides: &[String]) -> anyhow::Result<LoadedConfig> {
+    let props = match config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
@@ -31,13 +44,30 @@ pub fn run(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()
         .iter()
         .map(|s| parse_override(s))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let (broker_config, warnings) = BrokerConfig::from_properties(props.clone(), overrides.clone())
-        .map_err(|e| anyhow!("invalid configuration: {e}"))?;
+    let (mut broker_config, warnings) =
+        BrokerConfig::from_properties(props.clone(), overrides.clone())
+            .map_err(|e| anyhow!("invalid configuration: {e}"))?;
+    // Only the embedded default formats its directories on first start; a
+    // configuration file needs `riffle storage format` first, as in Kafka.
+    broker_config.auto_format = config.is_none();
+    let mut static_props = props;
+    static_props.extend(overrides);
+    Ok(LoadedConfig {
+        config: broker_config,
+        static_props,
+        warnings,
+    })
+}
+
+pub fn run(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
+    let LoadedConfig {
+        config: broker_config,
+        static_props,
+        warnings,
+    } = load_config(config.as_deref(), &overrides)?;
     for w in warnings {
         warn!("{w}");
     }
-    let mut static_props = props;
-    static_props.extend(overrides);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("riffle")

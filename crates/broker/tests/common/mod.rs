@@ -39,7 +39,10 @@ pub async fn start(dir: &Path, extra: &[(&str, &str)]) -> Server {
     ];
     overrides.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let props = BrokerConfig::embedded_default();
-    let (config, _) = BrokerConfig::from_properties(props.clone(), overrides.clone()).unwrap();
+    let (mut config, _) = BrokerConfig::from_properties(props.clone(), overrides.clone()).unwrap();
+    // The embedded default with overrides, as `riffle server` without
+    // `--config` runs it: formatted on first start.
+    config.auto_format = true;
     let mut all = props;
     all.extend(overrides);
     let broker = Broker::open(config, all).unwrap();
