@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 
+mod client;
 mod dump_log;
+mod quorum;
 mod server;
 mod storage;
 
@@ -54,6 +56,16 @@ enum Command {
         #[command(subcommand)]
         command: StorageCommand,
     },
+    /// Describe the KRaft controller quorum, like Kafka's
+    /// kafka-metadata-quorum.
+    Quorum {
+        /// Comma-separated host:port addresses of controller listeners; the
+        /// first that accepts a connection is asked.
+        #[arg(long, global = true, value_name = "HOST:PORT")]
+        bootstrap_controller: Option<String>,
+        #[command(subcommand)]
+        command: QuorumCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +99,25 @@ enum StorageCommand {
         config: PathBuf,
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum QuorumCommand {
+    /// Show the quorum's leader and lag (--status) or every replica of the
+    /// metadata log (--replication).
+    #[command(group(ArgGroup::new("what").required(true).args(["status", "replication"])))]
+    Describe {
+        /// A summary: cluster id, leader, epoch, high watermark, lag, voters
+        /// and observers.
+        #[arg(long)]
+        status: bool,
+        /// One row per voter and observer with its log end offset and lag.
+        #[arg(long)]
+        replication: bool,
+        /// With --replication: timestamps as "N ms ago".
+        #[arg(long, conflicts_with = "status")]
+        human_readable: bool,
     },
 }
 
@@ -125,6 +156,28 @@ fn main() -> ExitCode {
             )),
             StorageCommand::Info { config, overrides } => storage::info(&config, &overrides, out),
         },
+        Command::Quorum {
+            bootstrap_controller,
+            command:
+                QuorumCommand::Describe {
+                    status,
+                    replication,
+                    human_readable,
+                },
+        } => {
+            let what = if replication {
+                quorum::Describe::Replication { human_readable }
+            } else {
+                debug_assert!(status, "clap requires --status or --replication");
+                quorum::Describe::Status
+            };
+            match bootstrap_controller {
+                Some(addresses) => success(quorum::run(&addresses, what, out)),
+                None => Err(anyhow::anyhow!(
+                    "--bootstrap-controller HOST:PORT is required (a controller listener, 127.0.0.1:9093 in the embedded default)"
+                )),
+            }
+        }
     };
     match result {
         Ok(code) => code,
