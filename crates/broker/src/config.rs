@@ -413,6 +413,10 @@ pub const CONFIG_DEFS: &[ConfigDef] = &[
         "The pause before a failed KRaft request is retried."),
     def("controller.quorum.append.linger.ms", K::Int, Some("25"), V::AtLeast(0), false, true,
         "How long the KRaft leader waits to batch metadata records before writing them."),
+    def("metadata.log.max.record.bytes.between.snapshots", K::Long, Some("20971520"), V::AtLeast(1), false, true,
+        "Metadata record bytes applied after which a new metadata snapshot is written."),
+    def("metadata.log.max.snapshot.interval.ms", K::Long, Some("3600000"), V::AtLeast(0), false, true,
+        "Longest time between metadata snapshots while records arrive; 0 turns time-based snapshots off."),
     def("broker.rack", K::String, None, V::None, false, true,
         "The rack (or zone) of this broker, for replica placement and fetch-from-follower (KIP-392)."),
     // Listeners.
@@ -1197,6 +1201,8 @@ pub struct BrokerConfig {
     pub controller_quorum_request_timeout_ms: i32,
     pub controller_quorum_retry_backoff_ms: i32,
     pub controller_quorum_append_linger_ms: i32,
+    pub metadata_log_max_record_bytes_between_snapshots: i64,
+    pub metadata_log_max_snapshot_interval_ms: i64,
     /// Not a Kafka property: whether start-up may format directories that
     /// have no `meta.properties` (with a new cluster id). False from
     /// [`BrokerConfig::from_properties`], so a configuration file needs
@@ -1765,6 +1771,10 @@ impl BrokerConfig {
             controller_quorum_request_timeout_ms: p.req_int("controller.quorum.request.timeout.ms"),
             controller_quorum_retry_backoff_ms: p.req_int("controller.quorum.retry.backoff.ms"),
             controller_quorum_append_linger_ms: p.req_int("controller.quorum.append.linger.ms"),
+            metadata_log_max_record_bytes_between_snapshots: p
+                .req_long("metadata.log.max.record.bytes.between.snapshots"),
+            metadata_log_max_snapshot_interval_ms: p
+                .req_long("metadata.log.max.snapshot.interval.ms"),
             auto_format: false,
             log_config,
             static_values: p.explicit.clone(),

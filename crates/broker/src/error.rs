@@ -17,6 +17,9 @@ pub enum BrokerError {
         address: String,
         source: std::io::Error,
     },
+    /// This node is not the active controller (the quorum leader).
+    #[error("not the active controller: {0}")]
+    NotController(String),
     #[error("the broker is shutting down")]
     ShuttingDown,
     /// The metadata log did not commit in time.

@@ -17,6 +17,7 @@ pub mod error;
 pub mod handlers;
 pub mod meta_properties;
 pub mod metadata_log;
+pub mod registration;
 pub mod replica;
 pub mod server;
 pub mod util;

@@ -1,176 +1,225 @@
 //! The seam between the controller and the metadata quorum.
 //!
-//! The controller hands its records to a [`MetadataLog`], which appends
-//! them as one batch and later reports them committed. On one node
-//! ([`LocalMetadataLog`]) "committed" means written and fsynced to the local
-//! `__cluster_metadata-0` log. The KRaft issue implements the same trait
-//! over the Raft quorum: append on the leader, commit on a majority.
+//! The controller hands its records to the [`QuorumLog`], which proposes
+//! them to the KRaft quorum (`riffle-raft`) as one batch and returns once
+//! they are committed: appended and fsynced on a majority of the voters.
+//! A node that is not the quorum leader refuses with NOT_CONTROLLER.
 //!
-//! Whatever the implementation, the broker never applies a record before it
-//! is committed: the metadata loader follows [`MetadataLog::committed`] and
-//! replays committed records into the `MetadataImage`.
+//! Whatever the role, the broker never applies a record before it is
+//! committed: the metadata loader follows the high watermark and replays
+//! committed records (or, when the log start has moved past what it has
+//! applied, the newest snapshot) into the `MetadataImage`.
 
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
-use riffle_log::batch::BatchIter;
-use riffle_log::{LoadState, Log, LogConfig, ValidationConfig};
+use bytes::Bytes;
 use riffle_metadata::MetadataRecord;
+use riffle_raft::driver::{DriverError, RaftHandle};
+use riffle_raft::store::{Opened, QuorumStore};
+use riffle_raft::{OffsetAndEpoch, RaftConfig, RoleInfo};
 use tokio::sync::watch;
 
+use crate::config::BrokerConfig;
 use crate::error::BrokerError;
-use crate::util::now_ms;
 
-/// The metadata log as the controller and the loader see it.
-pub trait MetadataLog: Send + Sync + std::fmt::Debug {
-    /// Appends `records` as one atomic batch. Returns the offset of the
-    /// last record; it is committed once [`MetadataLog::committed`] reaches
-    /// it.
-    fn append(&self, records: &[MetadataRecord]) -> Result<i64, BrokerError>;
-
-    /// The offset of the last committed record (-1 when none).
-    fn committed(&self) -> watch::Receiver<i64>;
-
-    /// Committed records with offsets in `from..=committed`, in order, at
-    /// most about `max_bytes` of them (always at least one batch).
-    fn read_committed(
-        &self,
-        from: i64,
-        max_bytes: u64,
-    ) -> Result<Vec<(i64, MetadataRecord)>, BrokerError>;
-
-    /// Flushes and closes the log.
-    fn close(&self) -> Result<(), BrokerError>;
-}
-
-/// The single-node metadata log: `<metadata.log.dir>/__cluster_metadata-0`.
+/// Committed metadata, as the loader reads it.
 #[derive(Debug)]
-pub struct LocalMetadataLog {
-    dir: PathBuf,
-    log: Mutex<Option<Log>>,
-    committed: watch::Sender<i64>,
+pub enum Committed {
+    /// Nothing committed beyond the requested offset.
+    Nothing,
+    /// Committed records in order. `next` is the offset to read from next
+    /// (past trailing control records too).
+    Records {
+        records: Vec<(i64, MetadataRecord)>,
+        next: i64,
+    },
+    /// The log no longer holds the requested offset: replace the image by
+    /// this snapshot (every record below `end_offset`).
+    Snapshot {
+        end_offset: i64,
+        records: Vec<MetadataRecord>,
+    },
 }
 
-/// The metadata log keeps everything: retention never applies to it.
-fn metadata_log_config() -> LogConfig {
-    let mut config = LogConfig::default();
-    config.retention_ms = -1;
-    config.retention_bytes = -1;
-    config.segment_bytes = 8 * 1024 * 1024;
-    config
+/// The storage the quorum runs on (`riffle_raft::storage`).
+type Store = Arc<Mutex<QuorumStore>>;
+
+/// The metadata log over the KRaft quorum.
+pub struct QuorumLog {
+    raft: RaftHandle,
+    store: Store,
+    node_id: i32,
+    /// Voter id → controller listener address.
+    pub voters: BTreeMap<i32, String>,
 }
 
-impl LocalMetadataLog {
-    /// Opens the metadata log under `metadata_dir`, re-validating every
-    /// batch (the log is small and is the source of truth for the cluster).
-    pub fn open(metadata_dir: &Path) -> Result<LocalMetadataLog, BrokerError> {
-        let dir = metadata_dir.join(riffle_log::dir::METADATA_LOG_DIR_NAME);
-        let log = Log::open(&dir, metadata_log_config(), LoadState::unclean(now_ms()))
-            .map_err(|e| BrokerError::Storage(format!("metadata log {}: {e}", dir.display())))?;
-        let committed = log.log_end_offset() - 1;
-        Ok(LocalMetadataLog {
-            dir,
-            log: Mutex::new(Some(log)),
-            committed: watch::channel(committed).0,
+impl std::fmt::Debug for QuorumLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuorumLog")
+            .field("node_id", &self.node_id)
+            .field("voters", &self.voters)
+            .finish_non_exhaustive()
+    }
+}
+
+fn driver_error(e: DriverError) -> BrokerError {
+    match e {
+        DriverError::NotLeader { .. } | DriverError::LeadershipLost => {
+            BrokerError::NotController(e.to_string())
+        }
+        DriverError::TooLarge(_) => BrokerError::Storage(e.to_string()),
+        DriverError::Stopped(_) => BrokerError::ShuttingDown,
+        DriverError::Snapshot(_) => BrokerError::Storage(e.to_string()),
+    }
+}
+
+/// Kafka's quorum settings from the broker config.
+pub fn raft_config(config: &BrokerConfig, cluster_id: &str) -> RaftConfig {
+    let voters = config
+        .controller_quorum_voters
+        .iter()
+        .map(|v| v.id)
+        .collect();
+    let mut raft = RaftConfig::new(config.node_id, cluster_id, voters);
+    let ms = |v: i32| v.max(0) as u64;
+    raft.election_timeout_ms = ms(config.controller_quorum_election_timeout_ms);
+    raft.fetch_timeout_ms = ms(config.controller_quorum_fetch_timeout_ms);
+    raft.election_backoff_max_ms = ms(config.controller_quorum_election_backoff_max_ms);
+    raft.append_linger_ms = ms(config.controller_quorum_append_linger_ms);
+    raft.request_timeout_ms = ms(config.controller_quorum_request_timeout_ms);
+    raft.retry_backoff_ms = ms(config.controller_quorum_retry_backoff_ms);
+    raft.random_seed ^= std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    raft
+}
+
+impl QuorumLog {
+    /// Opens the metadata log directory and joins the quorum.
+    pub fn open(
+        config: &BrokerConfig,
+        cluster_id: &str,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<QuorumLog, BrokerError> {
+        if config.controller_quorum_voters.is_empty() {
+            return Err(BrokerError::Config(
+                "controller.quorum.bootstrap.servers without controller.quorum.voters (a dynamic quorum, KIP-853) is not supported yet; set controller.quorum.voters=id@host:port,...".into(),
+            ));
+        }
+        let Opened {
+            store,
+            election: persisted,
+            log,
+            snapshot_size,
+        } = QuorumStore::open(&config.metadata_log_dir).map_err(BrokerError::Storage)?;
+        let voters: BTreeMap<i32, String> = config
+            .controller_quorum_voters
+            .iter()
+            .map(|v| (v.id, format!("{}:{}", v.host, v.port)))
+            .collect();
+        let store: Store = Arc::new(Mutex::new(store));
+        let raft = RaftHandle::start(
+            raft_config(config, cluster_id),
+            voters.clone(),
+            store.clone() as Arc<Mutex<dyn riffle_raft::driver::RaftStorage>>,
+            persisted,
+            log,
+            snapshot_size,
+            runtime,
+        );
+        Ok(QuorumLog {
+            raft,
+            store,
+            node_id: config.node_id,
+            voters,
         })
     }
 
-    fn with_log<T>(
-        &self,
-        f: impl FnOnce(&mut Log) -> Result<T, BrokerError>,
-    ) -> Result<T, BrokerError> {
-        let mut guard = self
-            .log
-            .lock()
-            .map_err(|_| BrokerError::Storage("metadata log lock poisoned".into()))?;
-        match guard.as_mut() {
-            Some(log) => f(log),
-            None => Err(BrokerError::ShuttingDown),
-        }
+    pub fn raft(&self) -> &RaftHandle {
+        &self.raft
     }
-}
 
-impl MetadataLog for LocalMetadataLog {
-    fn append(&self, records: &[MetadataRecord]) -> Result<i64, BrokerError> {
-        if records.is_empty() {
-            return Ok(*self.committed.borrow());
+    /// Commits `records` as one batch through the quorum leader; returns
+    /// the offset of the last one once it is committed.
+    pub async fn commit(&self, records: &[MetadataRecord]) -> Result<i64, BrokerError> {
+        let values: Vec<Bytes> = records.iter().map(|r| r.encode()).collect();
+        self.raft.propose(values).await.map_err(driver_error)
+    }
+
+    /// The exclusive end of the committed records.
+    pub fn high_watermark(&self) -> watch::Receiver<i64> {
+        self.raft.high_watermark()
+    }
+
+    pub fn role(&self) -> watch::Receiver<RoleInfo> {
+        self.raft.role()
+    }
+
+    /// Committed metadata from offset `from`, at most about `max_bytes`.
+    pub fn read_committed(&self, from: i64, max_bytes: usize) -> Result<Committed, BrokerError> {
+        let end = *self.raft.high_watermark().borrow();
+        if from >= end {
+            return Ok(Committed::Nothing);
         }
-        let now = now_ms();
-        let last = self.with_log(|log| {
-            let batch = riffle_metadata::encode_batch(records, now);
-            let validation = ValidationConfig {
-                max_message_bytes: usize::MAX,
-                segment_bytes: usize::MAX,
-                ..ValidationConfig::default()
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let log_start = store.log_start_offset().map_err(BrokerError::Storage)?;
+        if from < log_start {
+            let Some((id, values)) = store
+                .latest_snapshot_values()
+                .map_err(BrokerError::Storage)?
+            else {
+                return Err(BrokerError::Storage(format!(
+                    "the metadata log starts at {log_start} but there is no snapshot for offset {from}"
+                )));
             };
-            let validated = riffle_log::validate_produce(batch, &validation, now)
-                .map_err(|e| BrokerError::Storage(format!("metadata batch refused: {e}")))?;
-            let info = log
-                .append_as_leader(validated, 0, now)
-                .map_err(|e| BrokerError::Storage(format!("metadata log append: {e}")))?;
-            // Metadata is the cluster's source of truth: durable before it
-            // counts as committed.
-            log.flush(now)
-                .map_err(|e| BrokerError::Storage(format!("metadata log flush: {e}")))?;
-            // Published under the log lock, so the committed offset
-            // never goes backwards.
-            self.committed.send_replace(info.last_offset);
-            Ok(info.last_offset)
-        })?;
-        Ok(last)
+            let records = values
+                .iter()
+                .map(|v| MetadataRecord::decode(v))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| BrokerError::Storage(format!("snapshot {id:?}: {e}")))?;
+            return Ok(Committed::Snapshot {
+                end_offset: id.offset,
+                records,
+            });
+        }
+        let (values, next) = store
+            .read_values(from, end, max_bytes)
+            .map_err(BrokerError::Storage)?;
+        drop(store);
+        let mut records = Vec::with_capacity(values.len());
+        for (offset, value) in values {
+            let record = MetadataRecord::decode(&value).map_err(|e| {
+                BrokerError::Storage(format!("metadata record at offset {offset}: {e}"))
+            })?;
+            records.push((offset, record));
+        }
+        // Control records (LeaderChange) take offsets too: the next read
+        // starts after the last batch examined.
+        let next = next.min(end).max(from + 1);
+        Ok(Committed::Records { records, next })
     }
 
-    fn committed(&self) -> watch::Receiver<i64> {
-        self.committed.subscribe()
-    }
-
-    fn read_committed(
+    /// Writes a snapshot of `records` (the image at `end_offset`).
+    pub async fn snapshot(
         &self,
-        from: i64,
-        max_bytes: u64,
-    ) -> Result<Vec<(i64, MetadataRecord)>, BrokerError> {
-        let committed = *self.committed.borrow();
-        if from > committed {
-            return Ok(Vec::new());
-        }
-        let slice = self.with_log(|log| {
-            log.read(from, max_bytes, committed + 1, true)
-                .map_err(|e| BrokerError::Storage(format!("metadata log read: {e}")))
-        })?;
-        let Some(slice) = slice else {
-            return Ok(Vec::new());
-        };
-        let bytes = slice
-            .read_to_vec()
-            .map_err(|e| BrokerError::Storage(format!("metadata log read: {e}")))?;
-        // Make sure whole batches were read before decoding.
-        if BatchIter::new(&bytes).any(|b| b.is_err()) {
-            return Err(BrokerError::Storage(format!(
-                "metadata log {} holds a corrupt batch at or after offset {from}",
-                self.dir.display()
-            )));
-        }
-        let records = riffle_metadata::decode_batches(&bytes).map_err(|e| {
-            BrokerError::Storage(format!(
-                "metadata log {}: undecodable record at or after offset {from}: {e}",
-                self.dir.display()
-            ))
-        })?;
-        Ok(records
-            .into_iter()
-            .filter(|(offset, _)| *offset >= from && *offset <= committed)
-            .collect())
+        end_offset: i64,
+        records: &[MetadataRecord],
+    ) -> Result<OffsetAndEpoch, BrokerError> {
+        let values: Vec<Bytes> = records.iter().map(|r| r.encode()).collect();
+        self.raft
+            .snapshot(end_offset, values)
+            .await
+            .map_err(driver_error)
     }
 
-    fn close(&self) -> Result<(), BrokerError> {
-        let mut guard = self
-            .log
+    /// Resigns if leader, stops the quorum member and closes the files.
+    pub fn close(&self) -> Result<(), BrokerError> {
+        self.raft.shutdown();
+        self.store
             .lock()
-            .map_err(|_| BrokerError::Storage("metadata log lock poisoned".into()))?;
-        if let Some(log) = guard.take() {
-            log.close(now_ms())
-                .map_err(|e| BrokerError::Storage(format!("metadata log close: {e}")))?;
-        }
-        Ok(())
+            .unwrap_or_else(|p| p.into_inner())
+            .close()
+            .map_err(BrokerError::Storage)
     }
 }

@@ -10,24 +10,27 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::ResponseError;
-use riffle_protocol::request::{decode_request, DecodeError};
+use riffle_protocol::request::{decode_request_for, DecodeError};
 use riffle_protocol::response::{encode_response, Response};
 use riffle_protocol::{read_frame, FrameError};
+use riffle_protocol::{CONTROLLER_APIS, SUPPORTED_APIS};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::broker::Broker;
+use crate::broker::{open_quorum, Broker};
+use crate::config::BrokerConfig;
 use crate::error::BrokerError;
 use crate::handlers::{self, ConnContext};
+use crate::metadata_log::QuorumLog;
 
 /// How long a response already being written may take once shutdown
 /// has begun.
@@ -41,7 +44,8 @@ const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(10);
 pub enum ListenerKind {
     /// Client and inter-broker traffic.
     Broker,
-    /// The controller listener: only ApiVersions until KRaft arrives.
+    /// The controller listener: the KRaft quorum, broker registration and
+    /// controller admin requests.
     Controller,
 }
 
@@ -103,10 +107,21 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// What a node's connections are served by: the quorum from the start,
+/// the broker once the metadata is caught up.
+#[derive(Debug)]
+pub struct Node {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    pub quorum: Arc<QuorumLog>,
+    pub broker: OnceLock<Arc<Broker>>,
+}
+
 /// A running server: its bound addresses and the way to stop it.
 #[derive(Debug)]
 pub struct Server {
     broker: Arc<Broker>,
+    node: Option<Arc<Node>>,
     /// (listener name, kind, bound address).
     pub listeners: Vec<(String, ListenerKind, SocketAddr)>,
     shutdown: watch::Sender<bool>,
@@ -114,10 +129,29 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds every listener and starts serving.
-    pub async fn start(broker: Broker) -> Result<Server, BrokerError> {
-        let broker = Arc::new(broker);
-        let config = &broker.config;
+    /// Joins the metadata quorum, serves the controller listeners, waits
+    /// for the metadata to be caught up, registers the broker, then binds
+    /// the client listeners.
+    pub async fn start(
+        config: BrokerConfig,
+        static_props: Vec<(String, String)>,
+    ) -> Result<Server, BrokerError> {
+        let (quorum, cluster_id) = open_quorum(&config, tokio::runtime::Handle::current())?;
+        match Server::start_with(config, static_props, quorum.clone(), cluster_id).await {
+            Ok(s) => Ok(s),
+            Err(e) => {
+                let _ = quorum.close();
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_with(
+        config: BrokerConfig,
+        static_props: Vec<(String, String)>,
+        quorum: Arc<QuorumLog>,
+        cluster_id: String,
+    ) -> Result<Server, BrokerError> {
         let limits = Arc::new(ConnectionLimits {
             max_connections: config.max_connections.max(0) as usize,
             max_per_ip: config.max_connections_per_ip.max(0) as usize,
@@ -129,38 +163,47 @@ impl Server {
             total: AtomicUsize::new(0),
             per_ip: Mutex::new(HashMap::new()),
         });
+        let node = Arc::new(Node {
+            config: config.clone(),
+            cluster_id: cluster_id.clone(),
+            quorum: quorum.clone(),
+            broker: OnceLock::new(),
+        });
         let (shutdown, _) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut listeners = Vec::new();
-        for l in &config.listeners {
-            let kind = if config.controller_listener_names.contains(&l.name) {
-                ListenerKind::Controller
-            } else {
-                ListenerKind::Broker
-            };
-            let address = format!("{}:{}", l.host, l.port);
-            let bind_host = if l.host.is_empty() {
-                "0.0.0.0"
-            } else {
-                &l.host
-            };
-            let socket = TcpListener::bind((bind_host, l.port))
-                .await
-                .map_err(|source| BrokerError::Bind {
-                    address: address.clone(),
-                    source,
-                })?;
-            let local = socket.local_addr().map_err(|source| BrokerError::Bind {
-                address: address.clone(),
-                source,
-            })?;
-            info!(listener = %l.name, address = %local, ?kind, "listening");
-            listeners.push((l.name.clone(), kind, local));
+        // Controller listeners first: the quorum needs them to elect.
+        let (controller, client): (Vec<_>, Vec<_>) = config
+            .listeners
+            .iter()
+            .partition(|l| config.controller_listener_names.contains(&l.name));
+        for l in controller {
+            let (name, local, socket) = bind(l).await?;
+            info!(listener = %name, address = %local, "listening (controller)");
+            listeners.push((name.clone(), ListenerKind::Controller, local));
             tasks.spawn(accept_loop(
                 socket,
-                l.name.clone(),
-                kind,
-                broker.clone(),
+                name,
+                ListenerKind::Controller,
+                node.clone(),
+                limits.clone(),
+                shutdown.subscribe(),
+            ));
+        }
+        let broker =
+            Arc::new(Broker::open(config.clone(), static_props, quorum, cluster_id).await?);
+        let _ = node.broker.set(broker.clone());
+        tasks.spawn(loader_loop(broker.clone(), shutdown.subscribe()));
+        broker.register().await?;
+        for l in client {
+            let (name, local, socket) = bind(l).await?;
+            info!(listener = %name, address = %local, "listening");
+            listeners.push((name.clone(), ListenerKind::Broker, local));
+            tasks.spawn(accept_loop(
+                socket,
+                name,
+                ListenerKind::Broker,
+                node.clone(),
                 limits.clone(),
                 shutdown.subscribe(),
             ));
@@ -168,6 +211,7 @@ impl Server {
         tasks.spawn(maintenance_loop(broker.clone(), shutdown.subscribe()));
         Ok(Server {
             broker,
+            node: Some(node),
             listeners,
             shutdown,
             tasks,
@@ -193,12 +237,57 @@ impl Server {
         self.shutdown.send_replace(true);
         self.broker.begin_shutdown();
         while self.tasks.join_next().await.is_some() {}
+        drop(self.node.take());
         let broker = Arc::try_unwrap(self.broker).map_err(|_| {
             BrokerError::Storage("connections still hold the broker at shutdown".into())
         })?;
         broker.close()?;
         info!("shut down cleanly");
         Ok(())
+    }
+}
+
+async fn bind(
+    l: &crate::config::Listener,
+) -> Result<(String, SocketAddr, TcpListener), BrokerError> {
+    let address = format!("{}:{}", l.host, l.port);
+    let bind_host = if l.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        &l.host
+    };
+    let socket = TcpListener::bind((bind_host, l.port))
+        .await
+        .map_err(|source| BrokerError::Bind {
+            address: address.clone(),
+            source,
+        })?;
+    let local = socket.local_addr().map_err(|source| BrokerError::Bind {
+        address: address.clone(),
+        source,
+    })?;
+    Ok((l.name.clone(), local, socket))
+}
+
+/// Follows the committed metadata: replays it into the image as the high
+/// watermark moves, and writes snapshots when they are due.
+async fn loader_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut hw = broker.quorum().high_watermark();
+    loop {
+        let b = broker.clone();
+        match tokio::task::spawn_blocking(move || b.catch_up()).await {
+            Ok(Err(e)) => error!("applying committed metadata failed: {e}"),
+            Err(e) => error!("the metadata loader panicked: {e}"),
+            Ok(Ok(())) => {}
+        }
+        if let Err(e) = broker.maybe_snapshot().await {
+            warn!("metadata snapshot failed: {e}");
+        }
+        tokio::select! {
+            r = hw.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
     }
 }
 
@@ -223,7 +312,7 @@ async fn accept_loop(
     socket: TcpListener,
     listener: String,
     kind: ListenerKind,
-    broker: Arc<Broker>,
+    node: Arc<Node>,
     limits: Arc<ConnectionLimits>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -259,7 +348,7 @@ async fn accept_loop(
         connections.spawn(serve_connection(
             stream,
             ctx,
-            broker.clone(),
+            node.clone(),
             shutdown.clone(),
             slot,
         ));
@@ -284,14 +373,18 @@ enum Close {
 async fn serve_connection(
     stream: TcpStream,
     ctx: ConnContext,
-    broker: Arc<Broker>,
+    node: Arc<Node>,
     mut shutdown: watch::Receiver<bool>,
     _slot: ConnectionSlot,
 ) {
     let peer = ctx.peer;
     let (mut reader, mut writer) = stream.into_split();
-    let idle = Duration::from_millis(broker.config.connections_max_idle_ms.max(1) as u64);
-    let max_bytes = broker.config.socket_request_max_bytes.max(0) as usize;
+    let idle = Duration::from_millis(node.config.connections_max_idle_ms.max(1) as u64);
+    let max_bytes = node.config.socket_request_max_bytes.max(0) as usize;
+    let table = match ctx.kind {
+        ListenerKind::Broker => SUPPORTED_APIS,
+        ListenerKind::Controller => CONTROLLER_APIS,
+    };
     let outcome: Close = loop {
         let frame = tokio::select! {
             biased;
@@ -307,11 +400,20 @@ async fn serve_connection(
             }
             Ok(Err(e)) => break Close::Frame(e),
         };
-        let answer = match decode_request(frame) {
+        let answer = match decode_request_for(frame, table) {
             Ok(request) => {
                 let version = request.version();
                 let correlation_id = request.correlation_id();
-                match handlers::handle(&broker, &ctx, request).await {
+                let handled = match (ctx.kind, node.broker.get()) {
+                    (ListenerKind::Controller, _) => {
+                        handlers::controller::handle(&node, &ctx, request).await
+                    }
+                    (ListenerKind::Broker, Some(broker)) => {
+                        handlers::handle(broker, &ctx, request).await
+                    }
+                    (ListenerKind::Broker, None) => Err("the broker is not started yet".into()),
+                };
+                match handled {
                     Ok(r) => r.map(|r| (correlation_id, version, r)),
                     Err(reason) => break Close::Refused(reason),
                 }

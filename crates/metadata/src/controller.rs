@@ -218,6 +218,15 @@ impl Controller {
 
     /// The records a freshly formatted node writes first: the metadata
     /// version (3.9-IV0) and this node's registration, unfenced.
+    /// The records a new cluster's first active controller writes before
+    /// anything else: the `metadata.version` feature level.
+    pub fn bootstrap_feature_records(&self) -> Vec<MetadataRecord> {
+        vec![MetadataRecord::FeatureLevel(FeatureLevelRecord {
+            name: METADATA_VERSION_FEATURE.to_string(),
+            feature_level: METADATA_VERSION_3_9_IV0,
+        })]
+    }
+
     pub fn bootstrap_records(&self, broker: BrokerRegistration) -> Vec<MetadataRecord> {
         let mut registration = broker.to_record();
         registration.fenced = false;

@@ -117,6 +117,7 @@ pub struct RaftHandle {
     commands: std_mpsc::Sender<Command>,
     high_watermark: watch::Receiver<i64>,
     role: watch::Receiver<RoleInfo>,
+    leadership: watch::Receiver<Option<(i32, i64)>>,
     stopped: watch::Receiver<Option<String>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -161,10 +162,10 @@ impl RaftHandle {
     /// Starts the node: the core on a thread of its own, one connection
     /// task per other voter on `runtime`. `peers` maps voter ids to their
     /// controller listener `host:port`.
-    pub fn start<S: RaftStorage>(
+    pub fn start(
         config: RaftConfig,
         peers: BTreeMap<NodeId, String>,
-        storage: Arc<Mutex<S>>,
+        storage: Arc<Mutex<dyn RaftStorage>>,
         persisted: Option<ElectionState>,
         log: LogState,
         snapshot_size: u64,
@@ -175,6 +176,8 @@ impl RaftHandle {
         let core = RaftCore::new(config.clone(), persisted, log, snapshot_size, clock.now());
         let (hw_tx, high_watermark) = watch::channel(core.high_watermark());
         let (role_tx, role) = watch::channel(core.role_info());
+        let (leadership_tx, leadership) =
+            watch::channel(core.epoch_start_offset().map(|s| (core.epoch(), s)));
         let (stopped_tx, stopped) = watch::channel(None);
         let mut senders = BTreeMap::new();
         for (id, address) in peers {
@@ -205,6 +208,7 @@ impl RaftHandle {
                     proposals: Vec::new(),
                     hw_tx,
                     role_tx,
+                    leadership_tx,
                     failed_sends: Vec::new(),
                 };
                 let outcome = driver.run(rx);
@@ -218,6 +222,7 @@ impl RaftHandle {
             commands,
             high_watermark,
             role,
+            leadership,
             stopped,
             thread: Mutex::new(Some(thread)),
         }
@@ -280,6 +285,14 @@ impl RaftHandle {
         self.role.clone()
     }
 
+    /// `Some((epoch, epoch start offset))` while this node is leader: the
+    /// offset of the LeaderChange record that opened its epoch. Once the
+    /// high watermark passes it, every record of earlier epochs is
+    /// committed too.
+    pub fn leadership(&self) -> watch::Receiver<Option<(i32, i64)>> {
+        self.leadership.clone()
+    }
+
     /// Some(reason) once the raft thread has stopped.
     pub fn stopped(&self) -> watch::Receiver<Option<String>> {
         self.stopped.clone()
@@ -302,10 +315,10 @@ impl Drop for RaftHandle {
     }
 }
 
-struct Driver<S: RaftStorage> {
+struct Driver {
     core: RaftCore,
     clock: Clock,
-    storage: Arc<Mutex<S>>,
+    storage: Arc<Mutex<dyn RaftStorage>>,
     senders: BTreeMap<NodeId, mpsc::UnboundedSender<(u64, RaftRequest)>>,
     pending: BTreeMap<u64, oneshot::Sender<RaftResponse>>,
     next_request_id: u64,
@@ -313,10 +326,11 @@ struct Driver<S: RaftStorage> {
     proposals: Vec<(i64, i32, oneshot::Sender<Result<i64, DriverError>>)>,
     hw_tx: watch::Sender<i64>,
     role_tx: watch::Sender<RoleInfo>,
+    leadership_tx: watch::Sender<Option<(i32, i64)>>,
     failed_sends: Vec<(NodeId, u64)>,
 }
 
-impl<S: RaftStorage> Driver<S> {
+impl Driver {
     fn run(&mut self, rx: std_mpsc::Receiver<Command>) -> Result<(), String> {
         let mut shutdown_deadline: Option<u64> = None;
         self.perform()?;
@@ -497,6 +511,11 @@ impl<S: RaftStorage> Driver<S> {
                 Action::RoleChanged(info) => {
                     debug!(?info, "role changed");
                     self.role_tx.send_replace(info);
+                    self.leadership_tx.send_replace(
+                        self.core
+                            .epoch_start_offset()
+                            .map(|s| (self.core.epoch(), s)),
+                    );
                 }
                 Action::WriteSnapshotChunk {
                     id,

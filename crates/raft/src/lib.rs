@@ -10,6 +10,8 @@ pub mod batch;
 pub mod core;
 pub mod driver;
 pub mod role;
+pub mod storage;
+pub mod store;
 pub mod types;
 
 pub use crate::core::{

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 use riffle_broker::config::{parse_properties, BrokerConfig};
-use riffle_broker::{Broker, Server};
+use riffle_broker::Server;
 use tracing::{info, warn};
 
 fn parse_override(s: &str) -> anyhow::Result<(String, String)> {
@@ -74,13 +74,19 @@ pub fn run(config: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
-        let broker = Broker::open(broker_config, static_props)?;
+        let server = tokio::select! {
+            s = Server::start(broker_config, static_props) => s?,
+            r = wait_for_signal() => {
+                r?;
+                info!("stopped before start-up completed");
+                return Ok(());
+            }
+        };
         info!(
-            node_id = broker.config.node_id,
-            cluster_id = %broker.cluster_id,
+            node_id = server.broker().config.node_id,
+            cluster_id = %server.broker().cluster_id,
             "broker started"
         );
-        let server = Server::start(broker).await?;
         wait_for_signal().await?;
         server.shutdown().await?;
         Ok::<(), anyhow::Error>(())

@@ -30,7 +30,9 @@ fn commit_error(e: &BrokerError) -> (ResponseError, String) {
     warn!("admin request failed: {e}");
     match e {
         BrokerError::CommitTimeout(_) => (ResponseError::RequestTimedOut, e.to_string()),
-        BrokerError::ShuttingDown => (ResponseError::NotController, e.to_string()),
+        BrokerError::ShuttingDown | BrokerError::NotController(_) => {
+            (ResponseError::NotController, e.to_string())
+        }
         _ => (ResponseError::UnknownServerError, e.to_string()),
     }
 }

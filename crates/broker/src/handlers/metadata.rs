@@ -145,7 +145,13 @@ pub async fn handle(
         .with_brokers(brokers)
         .with_topics(topics);
     if version >= 1 {
-        resp.controller_id = BrokerId(broker.config.node_id);
+        // Clients send admin requests to the controller: the quorum
+        // leader when it is a registered broker, else this broker (which
+        // answers NOT_CONTROLLER, and the client refreshes).
+        let leader = broker
+            .controller_id()
+            .filter(|id| image.broker(*id).is_some_and(|b| !b.fenced));
+        resp.controller_id = BrokerId(leader.unwrap_or(broker.config.node_id));
     }
     if version >= 2 {
         resp.cluster_id = Some(sb(broker.cluster_id.clone()));
@@ -162,15 +168,20 @@ pub fn describe_cluster(
     let image = broker.image();
     let mut resp = DescribeClusterResponse::default()
         .with_cluster_id(sb(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.config.node_id));
-    // Endpoint type 2 asks for controllers (KIP-919); Riffle's controller
-    // is this node, reached through its controller listener.
+        .with_controller_id(BrokerId(
+            broker
+                .controller_id()
+                .filter(|id| image.broker(*id).is_some())
+                .unwrap_or(broker.config.node_id),
+        ));
+    // Endpoint type 2 asks for controllers (KIP-919): brokers refuse it,
+    // the controller listener answers it.
     if version >= 1 {
         resp.endpoint_type = req.endpoint_type;
         if req.endpoint_type == 2 {
             resp.error_code = ResponseError::UnsupportedEndpointType.code();
             resp.error_message = Some(sb(
-                "describing controller endpoints is served by the KRaft quorum, which is not running yet",
+                "a broker listener describes brokers; send endpoint type 2 to a controller listener (--bootstrap-controller)",
             ));
             return resp;
         } else if req.endpoint_type != 1 {

@@ -6,6 +6,7 @@
 //! connection.
 
 mod admin;
+pub mod controller;
 mod fetch;
 mod metadata;
 mod offsets;
@@ -17,6 +18,7 @@ use kafka_protocol::messages::api_versions_response::{
 use kafka_protocol::messages::*;
 use riffle_protocol::request::{Request, RequestFrame};
 use riffle_protocol::response::Response;
+use riffle_protocol::versions::ApiRange;
 use riffle_protocol::SUPPORTED_APIS;
 
 use crate::broker::Broker;
@@ -42,12 +44,6 @@ pub async fn handle(
     frame: RequestFrame,
 ) -> Result<Option<Response>, String> {
     let version = frame.version();
-    if ctx.kind == ListenerKind::Controller && !matches!(frame.body, Request::ApiVersions(_)) {
-        return Err(format!(
-            "{:?} is not served on the controller listener {}",
-            frame.api_key, ctx.listener
-        ));
-    }
     Ok(Some(match frame.body {
         Request::ApiVersions(_) => Response::ApiVersions(api_versions(broker, ctx, version)),
         Request::Metadata(r) => Response::Metadata(metadata::handle(broker, ctx, r, version).await),
@@ -85,15 +81,31 @@ pub async fn handle(
         Request::IncrementalAlterConfigs(r) => Response::IncrementalAlterConfigs(
             admin::incremental_alter_configs(broker, r, version).await,
         ),
+        Request::Vote(_)
+        | Request::BeginQuorumEpoch(_)
+        | Request::EndQuorumEpoch(_)
+        | Request::DescribeQuorum(_)
+        | Request::FetchSnapshot(_)
+        | Request::BrokerRegistration(_) => {
+            return Err(format!(
+                "{:?} is served on the controller listener, not {}",
+                frame.api_key, ctx.listener
+            ))
+        }
     }))
 }
 
 /// The ApiVersions body listing every served API.
 pub fn api_versions_body(error_code: i16, _version: i16) -> ApiVersionsResponse {
+    api_versions_body_for(SUPPORTED_APIS, error_code)
+}
+
+/// The ApiVersions body listing the APIs of `table`.
+pub fn api_versions_body_for(table: &[ApiRange], error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(error_code)
         .with_api_keys(
-            SUPPORTED_APIS
+            table
                 .iter()
                 .map(|r| {
                     ApiVersion::default()
@@ -107,10 +119,7 @@ pub fn api_versions_body(error_code: i16, _version: i16) -> ApiVersionsResponse 
 
 fn api_versions(broker: &Broker, ctx: &ConnContext, version: i16) -> ApiVersionsResponse {
     let mut body = api_versions_body(0, version);
-    if ctx.kind == ListenerKind::Controller {
-        body.api_keys
-            .retain(|k| k.api_key == ApiKey::ApiVersions as i16);
-    }
+    let _ = ctx;
     if version >= 3 {
         let image = broker.image();
         let level = image.feature_level(METADATA_VERSION_FEATURE).unwrap_or(0);

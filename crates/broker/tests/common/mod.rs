@@ -11,7 +11,7 @@ use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use riffle_broker::config::BrokerConfig;
-use riffle_broker::{Broker, ListenerKind, Server};
+use riffle_broker::{ListenerKind, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -45,8 +45,7 @@ pub async fn start(dir: &Path, extra: &[(&str, &str)]) -> Server {
     config.auto_format = true;
     let mut all = props;
     all.extend(overrides);
-    let broker = Broker::open(config, all).unwrap();
-    Server::start(broker).await.unwrap()
+    Server::start(config, all).await.unwrap()
 }
 
 pub fn addr(server: &Server) -> SocketAddr {

@@ -1,0 +1,388 @@
+//! Three `riffle server` processes on loopback form a KRaft quorum. The
+//! leader is killed with SIGKILL while topics are being created; a new
+//! leader is elected and every topic whose creation was acknowledged
+//! exists afterwards, on every node, also after the killed node restarts.
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A blocking request/response exchange on a new connection.
+fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(
+    addr: SocketAddr,
+    key: ApiKey,
+    version: i16,
+    req: &Req,
+) -> std::io::Result<Resp> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut body = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("cluster-test")))
+        .encode(&mut body, key.request_header_version(version))
+        .unwrap();
+    req.encode(&mut body, version).unwrap();
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    s.write_all(&frame)?;
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)?;
+    let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf)?;
+    let mut buf = Bytes::from(buf);
+    ResponseHeader::decode(&mut buf, key.response_header_version(version))
+        .map_err(std::io::Error::other)?;
+    Resp::decode(&mut buf, version).map_err(std::io::Error::other)
+}
+
+struct NodeSpec {
+    id: i32,
+    port: u16,
+    controller_port: u16,
+    dir: PathBuf,
+    config: PathBuf,
+}
+
+struct Cluster {
+    nodes: Vec<NodeSpec>,
+    children: Vec<Option<Child>>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn new(n: i32) -> Cluster {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut nodes: Vec<NodeSpec> = (1..=n)
+            .map(|id| NodeSpec {
+                id,
+                port: free_port(),
+                controller_port: free_port(),
+                dir: tmp.path().join(format!("node{id}")),
+                config: tmp.path().join(format!("node{id}.properties")),
+            })
+            .collect();
+        let voters: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("{}@127.0.0.1:{}", n.id, n.controller_port))
+            .collect();
+        let cluster_id = run_ok(&["storage", "random-uuid"]).trim().to_string();
+        for n in &mut nodes {
+            let text = format!(
+                "process.roles=broker,controller\nnode.id={}\n\
+                 listeners=PLAINTEXT://127.0.0.1:{},CONTROLLER://127.0.0.1:{}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{}\n\
+                 controller.listener.names=CONTROLLER\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 controller.quorum.voters={}\nlog.dirs={}\nnum.partitions=1\n",
+                n.id,
+                n.port,
+                n.controller_port,
+                n.port,
+                voters.join(","),
+                n.dir.display()
+            );
+            std::fs::write(&n.config, text).unwrap();
+            run_ok(&[
+                "storage",
+                "format",
+                "--config",
+                n.config.to_str().unwrap(),
+                "--cluster-id",
+                &cluster_id,
+            ]);
+        }
+        let mut c = Cluster {
+            children: nodes.iter().map(|_| None).collect(),
+            nodes,
+            _tmp: tmp,
+        };
+        for i in 0..c.nodes.len() {
+            c.start(i);
+        }
+        c
+    }
+
+    fn start(&mut self, i: usize) {
+        let n = &self.nodes[i];
+        let log = std::fs::File::create(n.dir.with_extension("log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_riffle"))
+            .args(["server", "--config", n.config.to_str().unwrap()])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.children[i] = Some(child);
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.children[i].take() {
+            c.kill().unwrap(); // SIGKILL
+            c.wait().unwrap();
+        }
+    }
+
+    fn broker_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.nodes[i].port))
+    }
+
+    fn controller_addr(&self, i: usize) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.nodes[i].controller_port))
+    }
+
+    fn index_of(&self, id: i32) -> usize {
+        self.nodes.iter().position(|n| n.id == id).unwrap()
+    }
+
+    /// The leader as a live voter reports it in DescribeQuorum.
+    fn leader(&self) -> Option<i32> {
+        for (i, child) in self.children.iter().enumerate() {
+            if child.is_none() {
+                continue;
+            }
+            let req = DescribeQuorumRequest::default().with_topics(vec![
+                describe_quorum_request::TopicData::default()
+                    .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+                    .with_partitions(vec![describe_quorum_request::PartitionData::default()]),
+            ]);
+            let Ok(resp) = call::<_, DescribeQuorumResponse>(
+                self.controller_addr(i),
+                ApiKey::DescribeQuorum,
+                1,
+                &req,
+            ) else {
+                continue;
+            };
+            let p = &resp.topics[0].partitions[0];
+            if p.error_code == 0 {
+                return Some(p.leader_id.0);
+            }
+        }
+        None
+    }
+
+    fn wait_for_leader(&self, not: Option<i32>) -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(l) = self.leader().filter(|l| Some(*l) != not) {
+                return l;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no leader elected; see {}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let p = n.dir.with_extension("log");
+                let text = std::fs::read_to_string(&p).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                format!(
+                    "\n--- node {} ({}):\n{}",
+                    n.id,
+                    p.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect()
+    }
+
+    /// Tries to create `name` through each live node until one answers
+    /// with no error (acknowledged) or TOPIC_ALREADY_EXISTS.
+    fn create_topic(&self, name: &str) -> bool {
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(10_000)
+            .with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(name.to_string())))
+                .with_num_partitions(1)
+                .with_replication_factor(1)]);
+        for (i, child) in self.children.iter().enumerate() {
+            if child.is_none() {
+                continue;
+            }
+            let Ok(resp) =
+                call::<_, CreateTopicsResponse>(self.broker_addr(i), ApiKey::CreateTopics, 5, &req)
+            else {
+                continue;
+            };
+            let code = resp.topics[0].error_code;
+            if code == 0 || code == 36 {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn topics_on(&self, i: usize) -> Option<Vec<String>> {
+        let req = MetadataRequest::default().with_topics(None);
+        let resp: MetadataResponse = call(self.broker_addr(i), ApiKey::Metadata, 9, &req).ok()?;
+        Some(
+            resp.topics
+                .iter()
+                .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+                .collect(),
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill(i);
+        }
+    }
+}
+
+fn run_ok(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_riffle"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "riffle {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_until(what: &str, cluster: &Cluster, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; {}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn acknowledged_topics_survive_kill_9_of_the_leader() {
+    let mut cluster = Cluster::new(3);
+    let first = cluster.wait_for_leader(None);
+    let mut acknowledged = Vec::new();
+    let mut attempt = 0;
+    // Topics before the kill.
+    while acknowledged.len() < 10 {
+        let name = format!("before-{attempt}");
+        attempt += 1;
+        if cluster.create_topic(&name) {
+            acknowledged.push(name);
+        }
+    }
+    // Kill the leader in the middle of creating topics: a creation
+    // in flight on another thread may or may not be acknowledged.
+    let leader_index = cluster.index_of(first);
+    let addrs: Vec<SocketAddr> = (0..3).map(|i| cluster.broker_addr(i)).collect();
+    let racer = std::thread::spawn(move || {
+        let mut acked = Vec::new();
+        for k in 0..40 {
+            let name = format!("racing-{k}");
+            let req = CreateTopicsRequest::default()
+                .with_timeout_ms(10_000)
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(name.clone())))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1)]);
+            for a in &addrs {
+                if let Ok(r) = call::<_, CreateTopicsResponse>(*a, ApiKey::CreateTopics, 5, &req) {
+                    if r.topics[0].error_code == 0 || r.topics[0].error_code == 36 {
+                        acked.push(name.clone());
+                        break;
+                    }
+                }
+            }
+        }
+        acked
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    cluster.kill(leader_index);
+    let second = cluster.wait_for_leader(Some(first));
+    assert_ne!(first, second);
+    acknowledged.extend(racer.join().unwrap());
+    // Topics after the failover.
+    let mut after = 0;
+    while after < 10 {
+        let name = format!("after-{attempt}");
+        attempt += 1;
+        if cluster.create_topic(&name) {
+            acknowledged.push(name);
+            after += 1;
+        }
+    }
+    let check = |cluster: &Cluster, i: usize| {
+        let Some(topics) = cluster.topics_on(i) else {
+            return false;
+        };
+        acknowledged.iter().all(|t| topics.contains(t))
+    };
+    for i in 0..3 {
+        if i != leader_index {
+            wait_until("every acknowledged topic on a survivor", &cluster, || {
+                check(&cluster, i)
+            });
+        }
+    }
+    // The killed node comes back and catches up.
+    cluster.start(leader_index);
+    wait_until(
+        "every acknowledged topic on the restarted node",
+        &cluster,
+        || check(&cluster, leader_index),
+    );
+}
+
+#[test]
+fn a_minority_cannot_commit_and_the_majority_can() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.wait_for_leader(None);
+    assert!(cluster.create_topic("with-three"));
+    // Stop two nodes: the last one cannot commit anything.
+    let others: Vec<usize> = (0..3).filter(|i| cluster.nodes[*i].id != leader).collect();
+    cluster.kill(others[0]);
+    cluster.kill(others[1]);
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(2_000)
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("with-one")))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]);
+    let i = cluster.index_of(leader);
+    if let Ok(r) =
+        call::<_, CreateTopicsResponse>(cluster.broker_addr(i), ApiKey::CreateTopics, 5, &req)
+    {
+        assert_ne!(r.topics[0].error_code, 0, "a lone node committed a topic");
+    }
+    // Bring one back: a majority again, and the topic can be created.
+    cluster.start(others[0]);
+    wait_until("a majority to commit again", &cluster, || {
+        cluster.create_topic("with-two")
+    });
+}
