@@ -388,6 +388,21 @@ impl Runner {
             .map(|c| c.take_actions())
             .unwrap_or_default();
         self.queue.extend(actions);
+        self.perform_ignored();
+    }
+
+    /// Performs the queued actions of ignored kinds at once: nothing
+    /// checks their order, and later steps may depend on them (a `reply`
+    /// needs the send performed).
+    fn perform_ignored(&mut self) {
+        let queue = std::mem::take(&mut self.queue);
+        for a in queue {
+            if self.ignored.contains(render_action(&a).kind) {
+                self.perform(&a, "ignored");
+            } else {
+                self.queue.push_back(a);
+            }
+        }
     }
 
     /// What a driver does with an action, as far as later steps depend on it.
@@ -542,6 +557,7 @@ impl Runner {
                         self.ignored.remove(k);
                     }
                 }
+                self.perform_ignored();
                 args.finish()
             }
             "expect-role" => {
@@ -1029,6 +1045,19 @@ fn steps(text: &str) -> impl Iterator<Item = (usize, &str)> {
     })
 }
 
+/// Whether `quote` is taken from `rule`: its pieces between `...` appear
+/// in the rule in order.
+fn quotes(rule: &str, quote: &str) -> bool {
+    let mut rest = rule;
+    for piece in quote.split("...").map(str::trim).filter(|p| !p.is_empty()) {
+        match rest.find(piece) {
+            Some(i) => rest = &rest[i + piece.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 /// The rule a file quotes in its first line.
 fn rule_of(path: &Path, text: &str) -> Result<&'static str, String> {
     let first = text.lines().next().unwrap_or("");
@@ -1046,7 +1075,7 @@ fn rule_of(path: &Path, text: &str) -> Result<&'static str, String> {
     }
     RULES
         .iter()
-        .find(|r| r.contains(quote))
+        .find(|r| quotes(r, quote))
         .copied()
         .ok_or_else(|| {
             format!(
