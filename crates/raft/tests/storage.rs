@@ -345,6 +345,35 @@ fn a_corrupt_download_is_not_installed() {
         .write_snapshot_chunk(id, 11, &bytes[11..20])
         .unwrap_err();
     assert!(matches!(err, StorageError::Refused { .. }), "{err:?}");
+    // So is an install of a snapshot that was not downloaded.
+    let other = OffsetAndEpoch::new(3, 1);
+    let err = follower.install_snapshot(other).unwrap_err();
+    assert!(matches!(err, StorageError::Refused { .. }), "{err:?}");
+    assert_eq!(follower.state(), LogState::default());
+}
+
+#[test]
+fn snapshot_chunks_are_served_up_to_the_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path());
+    log.append(&concat(&build(0, &[(1, 4)]))).unwrap();
+    let id = OffsetAndEpoch::new(4, 1);
+    let size = write_snapshot(tmp.path(), id, &values(10, 10));
+    log.delete_before(4).unwrap();
+    let whole = fs::read(snapshot::snapshot_path(log.dir(), id)).unwrap();
+    let (tail, total) = log.read_snapshot_chunk(id, size - 5, 100).unwrap();
+    assert_eq!((&tail[..], total), (&whole[whole.len() - 5..], size));
+    let (empty, _) = log.read_snapshot_chunk(id, size, 100).unwrap();
+    assert!(empty.is_empty());
+    let err = log.read_snapshot_chunk(id, size + 1, 100).unwrap_err();
+    assert!(matches!(err, StorageError::Refused { .. }), "{err:?}");
+    let err = log
+        .read_snapshot_chunk(OffsetAndEpoch::new(3, 1), 0, 100)
+        .unwrap_err();
+    assert!(
+        matches!(err, StorageError::SnapshotNotFound { .. }),
+        "{err:?}"
+    );
 }
 
 // ---- the log ---------------------------------------------------------

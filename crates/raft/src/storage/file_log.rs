@@ -427,16 +427,20 @@ impl FileRaftLog {
     pub fn install_snapshot(&mut self, id: OffsetAndEpoch) -> Result<()> {
         let size = match self.download.take() {
             Some(d) if d.id() == id => d.finish()?,
-            other => {
-                // Already installed (the action is replayed after a restart).
-                self.download = other;
-                snapshot::size(&self.dir, id).map_err(|e| match e {
-                    StorageError::SnapshotNotFound { path } => refused(
-                        &path,
-                        format!("install of snapshot {id:?}, which was not downloaded"),
-                    ),
-                    e => e,
-                })?
+            _ => {
+                // Installing again what is installed changes nothing; any
+                // other install without its download would throw the log
+                // away for a snapshot we do not have.
+                let installed = self.latest_snapshot.is_some_and(|(s, _)| s == id)
+                    && self.log.log_start_offset() == id.offset
+                    && self.log.log_end_offset() == id.offset;
+                if installed {
+                    return Ok(());
+                }
+                return Err(refused(
+                    &self.dir,
+                    format!("install of snapshot {id:?}, whose download is not under way"),
+                ));
             }
         };
         let now = now_ms();
