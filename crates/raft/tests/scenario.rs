@@ -92,7 +92,8 @@
 //! delete-before    offset
 //! ```
 //!
-//! A number may be matched by an inclusive range `a..b` (either end open).
+//! A number may be matched by an inclusive range `a..b` (either end open),
+//! and any value by alternatives `x|y`.
 //!
 //! Queries of the core's state:
 //!
@@ -562,7 +563,9 @@ impl Runner {
             }
             "expect-role" => {
                 args.positional_count(1, "expect-role <role> [epoch=] [leader=]")?;
-                role_kind(&args.positional[0])?;
+                for alternative in args.positional[0].split('|') {
+                    role_kind(alternative)?;
+                }
                 let info = self.core_mut()?.role_info();
                 let actual = vec![
                     ("role", role_name(info.kind).to_string()),

@@ -745,9 +745,13 @@ pub fn render_action(action: &Action) -> Rendered {
     }
 }
 
-/// Whether `actual` satisfies `expected`: equal strings, or for a number a
-/// range `a..b` (inclusive; either end may be left out).
+/// Whether `actual` satisfies `expected`: equal strings, for a number a
+/// range `a..b` (inclusive; either end may be left out), or any of
+/// several alternatives `x|y`.
 pub fn value_matches(expected: &str, actual: &str) -> bool {
+    if expected.contains('|') {
+        return expected.split('|').any(|e| value_matches(e, actual));
+    }
     if expected == actual {
         return true;
     }
