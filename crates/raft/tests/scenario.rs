@@ -46,7 +46,7 @@
 //!                    [diverging=1@4] [snapshot=2@9] [error=] [top-error=]
 //! reply fetch-snapshot from=1 size=100 [bytes=<chunk length>] [position=] [snapshot=]
 //!     (all reply: answers the last request sent to that node, whose api
-//!      must match; [seq=<n>] answers another; epoch defaults to the
+//!      must match; [seq=<n>] answers an earlier one; epoch defaults to the
 //!      request's; records: `E@O+N` is a batch of N data records, `lc:E@O`
 //!      a LeaderChange batch)
 //! fail to=2 [seq=<n>]                # the last send to node 2 failed
@@ -300,6 +300,9 @@ struct Runner {
     next_request_id: u64,
     /// The last request performed (sent) to each node, with its seq.
     sent: BTreeMap<NodeId, (u64, RaftRequest)>,
+    /// Every request performed, by seq: `reply ... seq=` may answer an
+    /// older one.
+    sent_by_seq: BTreeMap<u64, (NodeId, RaftRequest)>,
     /// What the driver has made durable: the last persisted election
     /// state and the flushed log end.
     durable_state: Option<ElectionState>,
@@ -322,6 +325,7 @@ impl Runner {
             ignored: BTreeSet::new(),
             next_request_id: 1,
             sent: BTreeMap::new(),
+            sent_by_seq: BTreeMap::new(),
             durable_state: None,
             durable_end: 0,
             snapshot_size: 0,
@@ -411,6 +415,7 @@ impl Runner {
         match action {
             Action::Send { to, seq, request } => {
                 self.sent.insert(*to, (*seq, request.clone()));
+                self.sent_by_seq.insert(*seq, (*to, request.clone()));
             }
             Action::PersistElectionState(e) => self.durable_state = Some(e.clone()),
             Action::Flush { end_offset } => self.durable_end = *end_offset,
@@ -827,14 +832,20 @@ impl Runner {
         let api = args.positional[0].clone();
         let from: NodeId = args.required("from")?;
         self.core_mut()?;
-        let (last_seq, request) = self.last_sent(from)?;
+        let (seq, request) = match args.take_parsed::<u64>("seq")? {
+            None => self.last_sent(from)?,
+            Some(seq) => match self.sent_by_seq.get(&seq) {
+                Some((to, request)) if *to == from => (seq, request.clone()),
+                Some((to, _)) => return Err(format!("request seq={seq} went to node {to}")),
+                None => return Err(format!("no request with seq={seq} was sent")),
+            },
+        };
         if request_api(&request) != api {
             return Err(format!(
-                "the last request sent to node {from} is {}, not {api}",
+                "the request answered (seq={seq} to node {from}) is {}, not {api}",
                 request_api(&request)
             ));
         }
-        let seq = args.num("seq", last_seq)?;
         let top = args.error("top-error")?;
         let error = args.error("error")?;
         let response = match &request {
@@ -977,6 +988,7 @@ impl Runner {
         let lost = self.queue.len();
         self.queue.clear();
         self.sent.clear();
+        self.sent_by_seq.clear();
         self.note(format!(
             "restart: {lost} queued action(s) lost; log end {}, election state {:?}",
             log.end_offset, self.durable_state
