@@ -6,6 +6,8 @@
 //! runner skips them (`cargo test --test scenario -- --ignored` runs them
 //! and expects each to fail). `SCENARIO=<part of a file name>` runs only
 //! the matching files; `SCENARIO_TRACE=1` prints every step and action.
+//! Every request and response the core produces is also encoded at the
+//! driver's wire versions (`messages_encode_at_the_driver_versions`).
 //!
 //! # The language
 //!
@@ -308,6 +310,9 @@ struct Runner {
     durable_state: Option<ElectionState>,
     durable_end: i64,
     snapshot_size: u64,
+    /// Sends and responses that do not encode at the driver's wire
+    /// versions (checked by `messages_encode_at_the_driver_versions`).
+    wire_errors: Vec<String>,
     /// Recent inputs and actions, for failure reports.
     history: VecDeque<String>,
     trace: bool,
@@ -329,6 +334,7 @@ impl Runner {
             durable_state: None,
             durable_end: 0,
             snapshot_size: 0,
+            wire_errors: Vec::new(),
             history: VecDeque::new(),
             trace: std::env::var_os("SCENARIO_TRACE").is_some(),
         }
@@ -412,6 +418,9 @@ impl Runner {
 
     /// What a driver does with an action, as far as later steps depend on it.
     fn perform(&mut self, action: &Action, how: &str) {
+        if let Some(e) = wire_error(action) {
+            self.wire_errors.push(e);
+        }
         match action {
             Action::Send { to, seq, request } => {
                 self.sent.insert(*to, (*seq, request.clone()));
@@ -1005,6 +1014,50 @@ impl Runner {
     }
 }
 
+/// Why `action`'s request or response would not encode at the version the
+/// driver speaks to other controllers (`riffle_raft::driver::*_VERSION`).
+fn wire_error(action: &Action) -> Option<String> {
+    use kafka_protocol::protocol::Encodable;
+    use riffle_raft::driver::{
+        encode_request, BEGIN_QUORUM_EPOCH_VERSION, END_QUORUM_EPOCH_VERSION,
+        FETCH_SNAPSHOT_VERSION, FETCH_VERSION, VOTE_VERSION,
+    };
+    fn encode<M: Encodable>(m: &M, version: i16) -> Option<String> {
+        m.encode(&mut bytes::BytesMut::new(), version)
+            .err()
+            .map(|e| format!("v{version}: {e}"))
+    }
+    let (what, error) = match action {
+        Action::Send { request, .. } => (
+            format!("{} request", request_api(request)),
+            encode_request(request, 0, "scenario")
+                .err()
+                .map(|e| format!("{e:#}")),
+        ),
+        Action::Respond { response, .. } => {
+            let error = match response {
+                RaftResponse::Vote(r) => encode(r, VOTE_VERSION),
+                RaftResponse::BeginQuorumEpoch(r) => encode(r, BEGIN_QUORUM_EPOCH_VERSION),
+                RaftResponse::EndQuorumEpoch(r) => encode(r, END_QUORUM_EPOCH_VERSION),
+                RaftResponse::DescribeQuorum(r) => encode(r, 0),
+                RaftResponse::Fetch(r) => encode(r, FETCH_VERSION),
+                RaftResponse::FetchSnapshot(r) => encode(r, FETCH_SNAPSHOT_VERSION),
+            };
+            ("response".to_string(), error)
+        }
+        Action::RespondFetch { response, .. } => (
+            "fetch response".to_string(),
+            encode(response, FETCH_VERSION),
+        ),
+        Action::RespondFetchSnapshot { response, .. } => (
+            "fetch-snapshot response".to_string(),
+            encode(response, FETCH_SNAPSHOT_VERSION),
+        ),
+        _ => return None,
+    };
+    error.map(|e| format!("{what} does not encode ({e}): {}", render_action(action)))
+}
+
 fn check_kind(kind: &str) -> Result<(), String> {
     if ACTION_KINDS.contains(&kind) {
         Ok(())
@@ -1100,7 +1153,8 @@ fn rule_of(path: &Path, text: &str) -> Result<&'static str, String> {
         })
 }
 
-fn run_file(path: &Path) -> Result<(), String> {
+/// Runs one scenario file; on success returns the wire errors seen.
+fn run_file(path: &Path) -> Result<Vec<String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     rule_of(path, &text)?;
     let name = path
@@ -1139,7 +1193,11 @@ fn run_file(path: &Path) -> Result<(), String> {
             render_action(&a)
         ));
     }
-    Ok(())
+    Ok(runner
+        .wire_errors
+        .into_iter()
+        .map(|e| format!("{name}: {e}"))
+        .collect())
 }
 
 fn scenario_files(dir: &Path) -> Vec<PathBuf> {
@@ -1179,6 +1237,27 @@ fn scenarios() {
     );
 }
 
+/// Every request and response the core produced in the scenarios encodes
+/// at the wire version the driver uses. Ignored while the core's Fetch
+/// request does not encode at v16 (FINDINGS.md, 7).
+#[test]
+#[ignore = "Fetch requests do not encode at v16; see tests/scenarios/FINDINGS.md, 7"]
+fn messages_encode_at_the_driver_versions() {
+    let mut errors = BTreeSet::new();
+    for f in scenario_files(&scenarios_dir()) {
+        if let Ok(wire) = run_file(&f) {
+            errors.extend(wire);
+        }
+    }
+    let errors: Vec<String> = errors.into_iter().collect();
+    assert!(
+        errors.is_empty(),
+        "{} message(s) do not encode:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
+}
+
 /// Every rule has at least one scenario; prints the count per rule.
 #[test]
 fn every_rule_has_scenarios() {
@@ -1215,7 +1294,7 @@ fn pending_scenarios_still_fail() {
     let mut passing = Vec::new();
     for f in scenario_files(&dir) {
         match run_file(&f) {
-            Ok(()) => passing.push(f.display().to_string()),
+            Ok(_) => passing.push(f.display().to_string()),
             Err(e) => println!("still failing, as expected:\n{e}"),
         }
     }
