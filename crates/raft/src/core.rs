@@ -311,6 +311,9 @@ pub struct RaftCore {
     parked: Vec<ParkedFetch>,
     /// Observers without a leader ask the voters in turn.
     observer_cursor: usize,
+    /// A follower that lost its leader (fetch timeout) but may not stand:
+    /// it fetches from the voters in turn until one names the leader.
+    discovering: bool,
     shutting_down: bool,
 }
 
@@ -393,6 +396,7 @@ impl RaftCore {
             backoff_until: BTreeMap::new(),
             parked: Vec::new(),
             observer_cursor: 0,
+            discovering: false,
             shutting_down: false,
         };
         let info = core.role_info();
@@ -486,7 +490,7 @@ impl RaftCore {
             | Role::Voted {
                 election_deadline, ..
             } => {
-                if self.config.is_voter() {
+                if self.config.is_voter() && !self.shutting_down {
                     at(*election_deadline)
                 }
             }
@@ -494,7 +498,11 @@ impl RaftCore {
                 election_deadline,
                 backoff_until,
                 ..
-            } => at(backoff_until.unwrap_or(*election_deadline)),
+            } => {
+                if !self.shutting_down {
+                    at(backoff_until.unwrap_or(*election_deadline))
+                }
+            }
             Role::Leader(l) => {
                 if let Some(t) = l.linger_deadline {
                     at(t)
@@ -504,7 +512,11 @@ impl RaftCore {
             Role::Follower { fetch_deadline, .. } => at(*fetch_deadline),
             Role::Resigned {
                 election_deadline, ..
-            } => at(*election_deadline),
+            } => {
+                if !self.shutting_down {
+                    at(*election_deadline)
+                }
+            }
         }
         for p in &self.parked {
             at(p.deadline);
@@ -514,10 +526,6 @@ impl RaftCore {
         }
         for t in self.backoff_until.values() {
             at(*t);
-        }
-        if !self.config.is_voter() && self.leader_id().is_none() {
-            // Observers poll the voters for the leader.
-            at(0);
         }
         d
     }
@@ -545,8 +553,8 @@ impl RaftCore {
                 backoff_until,
                 ..
             } => match backoff_until {
-                Some(t) if now >= *t => self.become_candidate(now),
-                None if now >= *election_deadline => {
+                Some(t) if now >= *t && !self.shutting_down => self.become_candidate(now),
+                None if now >= *election_deadline && !self.shutting_down => {
                     debug!(epoch = self.epoch(), "election timed out; backing off");
                     self.start_backoff(now);
                 }
@@ -575,14 +583,18 @@ impl RaftCore {
                     );
                     self.become_candidate(now);
                 } else {
-                    let epoch = self.epoch();
-                    self.transition(
-                        Role::Unattached {
-                            epoch,
-                            election_deadline: u64::MAX,
-                        },
-                        now,
-                    );
+                    // An observer (or a voter shutting down) keeps its
+                    // role and asks the voters in turn who leads (Kafka
+                    // fetches from the bootstrap servers).
+                    self.discovering = true;
+                    // The Fetch to the silent leader is abandoned.
+                    if let Some(leader) = self.leader_id() {
+                        self.in_flight.remove(&leader);
+                    }
+                    let timeout = self.config.fetch_timeout_ms;
+                    if let Role::Follower { fetch_deadline, .. } = &mut self.role {
+                        *fetch_deadline = now + timeout;
+                    }
                 }
             }
             Role::Resigned {
@@ -811,6 +823,7 @@ impl RaftCore {
             }
         }
         self.role = next;
+        self.discovering = false;
         // Outstanding requests belong to the old role.
         self.in_flight.clear();
         self.backoff_until.clear();
@@ -918,6 +931,9 @@ impl RaftCore {
         );
         self.append_local(batch, start, epoch, 1);
         self.flush(now);
+        if self.shutting_down {
+            self.resign(now);
+        }
     }
 
     /// Resign leadership (shutdown or lost quorum): tell the other voters,
@@ -956,7 +972,7 @@ impl RaftCore {
             match leader {
                 Some(l) if l != self.config.node_id => self.become_follower(epoch, l, now),
                 _ => {
-                    let deadline = now + self.election_timeout();
+                    let deadline = self.carried_election_deadline(now);
                     self.transition(
                         Role::Unattached {
                             epoch,
@@ -980,6 +996,26 @@ impl RaftCore {
                     self.become_follower(epoch, l, now);
                 }
             }
+        }
+    }
+
+    /// The election deadline a node keeps when it moves to a higher epoch
+    /// without a leader: what is left of its current one when it has one,
+    /// a fresh random timeout otherwise.
+    fn carried_election_deadline(&mut self, now: u64) -> u64 {
+        match &self.role {
+            Role::Unattached {
+                election_deadline, ..
+            }
+            | Role::Voted {
+                election_deadline, ..
+            } => *election_deadline,
+            Role::Candidate {
+                election_deadline,
+                backoff_until,
+                ..
+            } => backoff_until.unwrap_or(*election_deadline),
+            _ => now + self.election_timeout(),
         }
     }
 
@@ -1235,6 +1271,11 @@ impl RaftCore {
                     }
                 }
             }
+            Role::Follower { epoch, .. } if self.discovering => {
+                if self.in_flight.is_empty() {
+                    self.fetch_from_next_voter(now, epoch);
+                }
+            }
             Role::Follower {
                 leader_id,
                 snapshot,
@@ -1267,19 +1308,31 @@ impl RaftCore {
             Role::Unattached { epoch, .. } | Role::Voted { epoch, .. } => {
                 // Observers find the leader by asking the voters in turn.
                 if !self.config.is_voter() && self.in_flight.is_empty() {
-                    let voters: Vec<NodeId> = self.config.voters.iter().copied().collect();
-                    for _ in 0..voters.len() {
-                        let to = voters[self.observer_cursor % voters.len()];
-                        self.observer_cursor = self.observer_cursor.wrapping_add(1);
-                        if self.can_send(now, to) {
-                            let request = self.fetch_request(epoch);
-                            self.send(now, to, RaftRequest::Fetch(request));
-                            break;
-                        }
-                    }
+                    self.fetch_from_next_voter(now, epoch);
                 }
             }
             Role::Candidate { .. } => {}
+        }
+    }
+
+    /// Sends a Fetch to the next voter (other than this node) that is not
+    /// backing off; its answer names the leader it knows.
+    fn fetch_from_next_voter(&mut self, now: u64, epoch: i32) {
+        let voters: Vec<NodeId> = self
+            .config
+            .voters
+            .iter()
+            .copied()
+            .filter(|v| *v != self.config.node_id)
+            .collect();
+        for _ in 0..voters.len() {
+            let to = voters[self.observer_cursor % voters.len()];
+            self.observer_cursor = self.observer_cursor.wrapping_add(1);
+            if self.can_send(now, to) {
+                let request = self.fetch_request(epoch);
+                self.send(now, to, RaftRequest::Fetch(request));
+                return;
+            }
         }
     }
 
@@ -1328,7 +1381,7 @@ impl RaftCore {
     fn fetch_request(&self, epoch: i32) -> FetchRequest {
         FetchRequest::default()
             .with_cluster_id(self.cluster_id())
-            .with_replica_id(self.config.node_id.into())
+            // Fetch v15+ carries the replica in ReplicaState only.
             .with_replica_state(
                 fetch_request::ReplicaState::default().with_replica_id(self.config.node_id.into()),
             )
@@ -1438,8 +1491,10 @@ impl RaftCore {
             return self.respond(id, resp);
         }
         if candidate_epoch > self.epoch() {
-            // Adopt the higher epoch even if the vote is then refused.
-            let deadline = now + self.election_timeout();
+            // Adopt the higher epoch even if the vote is then refused,
+            // keeping the election time left (Kafka, and Raft: only a
+            // granted vote restarts the timer).
+            let deadline = self.carried_election_deadline(now);
             self.transition(
                 Role::Unattached {
                     epoch: candidate_epoch,
@@ -1964,14 +2019,22 @@ impl RaftCore {
             return;
         }
         // A successful answer from the leader of our epoch.
+        self.discovering = false;
         let fetch_timeout = self.config.fetch_timeout_ms;
         if let Role::Follower { fetch_deadline, .. } = &mut self.role {
             *fetch_deadline = now + fetch_timeout;
         }
         if p.diverging_epoch.epoch >= 0 || p.diverging_epoch.end_offset >= 0 {
             let d = OffsetAndEpoch::new(p.diverging_epoch.end_offset, p.diverging_epoch.epoch);
+            // Kafka's truncateToEndOffset: the smaller end when both logs
+            // hold the epoch, else where the local epoch ends (a batch
+            // boundary); the next Fetch converges.
             let local = self.end_offset_for_epoch(d.epoch);
-            let to = local.map_or(d.offset, |l| l.offset.min(d.offset));
+            let to = match local {
+                Some(l) if l.epoch == d.epoch => l.offset.min(d.offset),
+                Some(l) => l.offset,
+                None => d.offset.min(self.log.start_offset),
+            };
             info!(diverging = ?d, truncate_to = to, "log diverges from the leader; truncating");
             self.truncate(to);
             return;

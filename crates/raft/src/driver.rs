@@ -315,6 +315,9 @@ impl Drop for RaftHandle {
     }
 }
 
+/// A proposal waiting for commit: its last offset, its epoch, the reply.
+type Proposal = (i64, i32, oneshot::Sender<Result<i64, DriverError>>);
+
 struct Driver {
     core: RaftCore,
     clock: Clock,
@@ -323,7 +326,7 @@ struct Driver {
     pending: BTreeMap<u64, oneshot::Sender<RaftResponse>>,
     next_request_id: u64,
     /// Proposals waiting for commit: (last offset, epoch, reply).
-    proposals: Vec<(i64, i32, oneshot::Sender<Result<i64, DriverError>>)>,
+    proposals: Vec<Proposal>,
     hw_tx: watch::Sender<i64>,
     role_tx: watch::Sender<RoleInfo>,
     leadership_tx: watch::Sender<Option<(i32, i64)>>,

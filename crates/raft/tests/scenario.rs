@@ -1241,7 +1241,6 @@ fn scenarios() {
 /// at the wire version the driver uses. Ignored while the core's Fetch
 /// request does not encode at v16 (FINDINGS.md, 7).
 #[test]
-#[ignore = "Fetch requests do not encode at v16; see tests/scenarios/FINDINGS.md, 7"]
 fn messages_encode_at_the_driver_versions() {
     let mut errors = BTreeSet::new();
     for f in scenario_files(&scenarios_dir()) {
