@@ -291,6 +291,7 @@ def riffle_failover(cluster, trials):
     for trial in range(1, trials + 1):
         cluster.wait_caught_up()
         old = cluster.wait_ready()
+        old_epoch = cluster.describe_quorum(old)["leader_epoch"]
         time.sleep(0.5)  # followers in their steady fetch loop
         survivors = [i for i in cluster.ids if i != old]
 
@@ -302,7 +303,7 @@ def riffle_failover(cluster, trials):
                     continue
                 # The new leader itself, or a follower naming it.
                 if q["leader_id"] >= 0 and q["leader_id"] != old:
-                    return q["leader_id"]
+                    return q["leader_id"], q["leader_epoch"]
             return None
 
         def try_write(k):
@@ -315,13 +316,21 @@ def riffle_failover(cluster, trials):
                 c.alter_topic_config(clusters.BENCH_TOPIC, "retention.ms", str(3_600_000 + k))
             return controller
 
-        progress(f"  failover trial {trial}/{trials}: SIGKILL of leader node {old}")
+        progress(f"  failover trial {trial}/{trials}: SIGKILL of leader node {old} (epoch {old_epoch})")
         leader_s, write_s, new = _race(lambda: cluster.kill_node(old), poll_leader, try_write, 30.0)
+        new_leader, new_epoch = new if new else (None, None)
+        # Each election round takes a new epoch: more than one means a split
+        # vote or a lost election before the winner.
+        rounds = new_epoch - old_epoch if new_epoch is not None else None
         progress(
-            f"  failover trial {trial}/{trials}: new leader {new} after "
-            f"{_fmt_s(leader_s)}, first write acknowledged after {_fmt_s(write_s)}"
+            f"  failover trial {trial}/{trials}: new leader {new_leader} (epoch {new_epoch}, "
+            f"{rounds} election round(s)) after {_fmt_s(leader_s)}, "
+            f"first write acknowledged after {_fmt_s(write_s)}"
         )
-        results.append({"killed": old, "new_leader": new, "leader_s": leader_s, "write_s": write_s})
+        results.append(
+            {"killed": old, "new_leader": new_leader, "old_epoch": old_epoch, "new_epoch": new_epoch,
+             "election_rounds": rounds, "leader_s": leader_s, "write_s": write_s}
+        )
         cluster.start_node(old)
         if leader_s is None or write_s is None:
             results[-1]["logs"] = cluster.logs(40)
@@ -397,6 +406,10 @@ def _cell_s(values):
     return text + (f", {missed} never" if missed else "")
 
 
+def _trials(trials, key):
+    return " ".join("never" if t[key] is None else f"{t[key]:.2f}" for t in trials)
+
+
 def build_table(results):
     rows = []
     etcd_runs = results["latency"]["etcd"]
@@ -420,6 +433,13 @@ def build_table(results):
             emed = statistics.median([x for x in ev if x is not None]) if any(x is not None for x in ev) else None
             ratio = f"{rmed / emed:.2f}" if rmed and emed else "-"
             rows.append((label, _cell_s(rv), _cell_s(ev), ratio))
+        for t_key, name in (("leader_s", "new leader"), ("write_s", "next write")):
+            rows.append(
+                (f"  trials, {name}", _trials(rf, t_key), _trials(ef, t_key), "")
+            )
+        rounds = [t.get("election_rounds") for t in rf]
+        if any(r is not None for r in rounds):
+            rows.append(("  election rounds (epochs)", " ".join(str(r) for r in rounds), "", ""))
         b = results["failover_bounds_ms"]
         rows.append(
             (

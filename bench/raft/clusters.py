@@ -37,7 +37,12 @@ def _kill(p):
 
 def _spawn(args, log_path, env=None):
     log = open(log_path, "ab")
-    p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+    # A session of its own: a signal meant for the benchmark (Ctrl-C) or its
+    # process group does not stop a member behind the benchmark's back; the
+    # benchmark kills its members itself.
+    p = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True
+    )
     log.close()
     _CHILDREN.add(p)
     return p
