@@ -70,6 +70,10 @@ struct Cluster {
 
 impl Cluster {
     fn new(n: i32) -> Cluster {
+        Cluster::with(n, "")
+    }
+
+    fn with(n: i32, extra: &str) -> Cluster {
         let tmp = tempfile::tempdir().unwrap();
         let mut nodes: Vec<NodeSpec> = (1..=n)
             .map(|id| NodeSpec {
@@ -92,13 +96,14 @@ impl Cluster {
                  advertised.listeners=PLAINTEXT://127.0.0.1:{}\n\
                  controller.listener.names=CONTROLLER\n\
                  listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
-                 controller.quorum.voters={}\nlog.dirs={}\nnum.partitions=1\n",
+                 controller.quorum.voters={}\nlog.dirs={}\nnum.partitions=1\n{}\n",
                 n.id,
                 n.port,
                 n.controller_port,
                 n.port,
                 voters.join(","),
-                n.dir.display()
+                n.dir.display(),
+                extra
             );
             std::fs::write(&n.config, text).unwrap();
             run_ok(&[
@@ -362,8 +367,44 @@ fn acknowledged_topics_survive_kill_9_of_the_leader() {
 #[test]
 fn a_minority_cannot_commit_and_the_majority_can() {
     let mut cluster = Cluster::new(3);
+    wait_until("the cluster to create a topic", &cluster, || {
+        cluster.create_topic("with-three")
+    });
     let leader = cluster.wait_for_leader(None);
-    assert!(cluster.create_topic("with-three"));
+    // The operator's view, like kafka-metadata-quorum.
+    let controller = format!(
+        "127.0.0.1:{}",
+        cluster.nodes[cluster.index_of(leader)].controller_port
+    );
+    let status = run_ok(&[
+        "quorum",
+        "describe",
+        "--bootstrap-controller",
+        &controller,
+        "--status",
+    ]);
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("LeaderId:") && l.trim_end().ends_with(&leader.to_string())),
+        "{status}"
+    );
+    assert!(status.contains("CurrentVoters:"), "{status}");
+    let replication = run_ok(&[
+        "quorum",
+        "describe",
+        "--bootstrap-controller",
+        &controller,
+        "--replication",
+    ]);
+    assert_eq!(
+        replication
+            .lines()
+            .filter(|l| l.contains("Leader") || l.contains("Follower"))
+            .count(),
+        3,
+        "{replication}"
+    );
     // Stop two nodes: the last one cannot commit anything.
     let others: Vec<usize> = (0..3).filter(|i| cluster.nodes[*i].id != leader).collect();
     cluster.kill(others[0]);
@@ -385,4 +426,58 @@ fn a_minority_cannot_commit_and_the_majority_can() {
     wait_until("a majority to commit again", &cluster, || {
         cluster.create_topic("with-two")
     });
+}
+
+/// KIP-630: with snapshots every few hundred bytes of metadata, the log
+/// start moves past what a stopped node holds; restarted, it fetches the
+/// leader's snapshot with FetchSnapshot and then the rest of the log.
+#[test]
+fn a_node_behind_the_log_start_catches_up_from_a_snapshot() {
+    let mut cluster = Cluster::with(3, "metadata.log.max.record.bytes.between.snapshots=300");
+    wait_until("the cluster to create a topic", &cluster, || {
+        cluster.create_topic("first")
+    });
+    let leader = cluster.wait_for_leader(None);
+    let stopped = (0..3).find(|i| cluster.nodes[*i].id != leader).unwrap();
+    cluster.kill(stopped);
+    let mut created = vec!["first".to_string()];
+    for k in 0..30 {
+        let name = format!("while-down-{k}");
+        wait_until("a topic creation", &cluster, || cluster.create_topic(&name));
+        created.push(name);
+    }
+    // The leader wrote a snapshot and dropped the log before it.
+    let leader_dir = cluster.nodes[cluster.index_of(leader)]
+        .dir
+        .join("__cluster_metadata-0");
+    wait_until("a snapshot on the leader", &cluster, || {
+        std::fs::read_dir(&leader_dir).unwrap().any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".checkpoint")
+        })
+    });
+    cluster.start(stopped);
+    wait_until("the restarted node to have every topic", &cluster, || {
+        cluster
+            .topics_on(stopped)
+            .is_some_and(|t| created.iter().all(|c| t.contains(c)))
+    });
+    let log = std::fs::read_to_string(cluster.nodes[stopped].dir.with_extension("log")).unwrap();
+    assert!(
+        log.contains("snapshot downloaded"),
+        "the restarted node should have fetched the leader's snapshot; {}",
+        cluster.logs()
+    );
+    let stopped_dir = cluster.nodes[stopped].dir.join("__cluster_metadata-0");
+    assert!(
+        std::fs::read_dir(&stopped_dir).unwrap().any(|e| e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".checkpoint")),
+        "the restarted node should hold the fetched snapshot; {}",
+        cluster.logs()
+    );
 }
