@@ -1340,7 +1340,8 @@ impl RaftCore {
         let last = self.end_offset_and_epoch();
         VoteRequest::default()
             .with_cluster_id(self.cluster_id())
-            .with_voter_id(self.config.node_id.into())
+            // VoterId (v1+, KIP-853) names the receiving voter; with
+            // static voters it stays unset (-1), which Kafka accepts.
             .with_topics(vec![vote_request::TopicData::default()
                 .with_topic_name(metadata_topic_name())
                 .with_partitions(vec![vote_request::PartitionData::default()
@@ -1638,10 +1639,15 @@ impl RaftCore {
                 _ => false,
             };
             if resigned_leader_known && self.config.is_voter() && !self.shutting_down {
-                let position = p
-                    .preferred_successors
-                    .iter()
-                    .position(|s| *s == self.config.node_id);
+                // v0 names successors by id; v1 (KIP-853) as candidates.
+                let me = self.config.node_id;
+                let position = if p.preferred_successors.is_empty() {
+                    p.preferred_candidates
+                        .iter()
+                        .position(|c| i32::from(c.candidate_id) == me)
+                } else {
+                    p.preferred_successors.iter().position(|s| *s == me)
+                };
                 match position {
                     Some(0) => {
                         info!(
