@@ -61,6 +61,9 @@ pub struct Scenario {
     pub torn_writes: bool,
     /// Crashes may strike in the middle of performing a node's actions.
     pub mid_action_crashes: bool,
+    /// A node crashes right after persisting its election state (a vote
+    /// or a new epoch) with this probability.
+    pub crash_after_persist_ppm: u32,
     /// Take a snapshot every this many committed offsets (0: never).
     pub snapshot_every: i64,
     /// Time between client proposals.
@@ -114,6 +117,7 @@ impl Scenario {
             shutdown_weight: rng.below(3),
             torn_writes: rng.chance_ppm(700_000),
             mid_action_crashes: rng.chance_ppm(700_000),
+            crash_after_persist_ppm: *rng.pick(&[0, 20_000, 100_000]),
             snapshot_every: *rng.pick(&[0, 10, 40, 200]),
             propose_min_ms: 5,
             propose_max_ms: *rng.pick(&[30, 100, 300]),

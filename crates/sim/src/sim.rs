@@ -137,6 +137,10 @@ enum Event {
     Restart {
         node: NodeId,
     },
+    Crash {
+        node: NodeId,
+        inc: u32,
+    },
     ShutdownGrace {
         node: NodeId,
         inc: u32,
@@ -231,6 +235,8 @@ struct Sim<'o> {
     phase: Phase,
     /// Every leader ever, by epoch.
     leaders: BTreeMap<i32, NodeId>,
+    /// Every vote granted on the wire: (voter, epoch) -> candidate.
+    votes: BTreeMap<(NodeId, i32), NodeId>,
     /// The committed log: every record below the highest high watermark
     /// any node published, by offset.
     committed: Vec<Entry>,
@@ -441,6 +447,7 @@ impl<'o> Sim<'o> {
             partition_generation: 0,
             phase: Phase::Faults,
             leaders: BTreeMap::new(),
+            votes: BTreeMap::new(),
             committed: Vec::new(),
             pending: Vec::new(),
             acked: Vec::new(),
@@ -623,6 +630,14 @@ impl<'o> Sim<'o> {
                 self.current_event = format!("restart n{node}");
                 self.start_node(node)
             }
+            Event::Crash { node, inc } => {
+                let n = self.node(node);
+                if n.inc != inc || !n.alive() || self.phase != Phase::Faults {
+                    return Ok(());
+                }
+                self.current_event = format!("crash n{node} after a vote or epoch change");
+                self.crash(node, true, "crash after persisting the election state")
+            }
             Event::ShutdownGrace { node, inc } => {
                 let n = self.node(node);
                 if n.inc != inc || !n.alive() || !n.shutting_down {
@@ -730,6 +745,13 @@ impl<'o> Sim<'o> {
             // A deadline that a tick at `now` did not move: a real driver
             // would spin on it. Tick again 1 ms later.
             if spin {
+                if std::env::var("RIFFLE_SIM_DEBUG_SPIN").is_ok() {
+                    eprintln!(
+                        "SPIN n{id} {:?} voter {}",
+                        core.role_info(),
+                        core.config().is_voter()
+                    );
+                }
                 self.report.spin_ticks += 1;
                 Some(now + 1)
             } else {
@@ -777,6 +799,14 @@ impl<'o> Sim<'o> {
                     }
                 }
                 n.disk.election = Some(es);
+                // Now and then the node dies right after: whatever it
+                // promised must survive.
+                let inc = n.inc;
+                if self.phase == Phase::Faults
+                    && self.rng.chance_ppm(self.sc.crash_after_persist_ppm)
+                {
+                    self.schedule(self.now, Event::Crash { node: id, inc });
+                }
                 Ok(())
             }
             Action::Append { batches } => {
@@ -1226,6 +1256,12 @@ impl<'o> Sim<'o> {
     }
 
     fn send_request(&mut self, id: NodeId, to: NodeId, seq: u64, request: RaftRequest) -> Res {
+        if let Some(issue) = codec::contract(&request, to) {
+            *self.report.codec_issues.entry(issue.key()).or_default() += 1;
+            if self.options.strict_codec {
+                return Err(format!("codec: {issue}"));
+            }
+        }
         let wire = codec::request(&request);
         let request = self.codec(wire, || {
             codec::repair_request(&request).map(|r| codec::request(&r))
@@ -1250,6 +1286,29 @@ impl<'o> Sim<'o> {
                 "n{id} answers request {rid}, which is unknown or already answered"
             ));
         };
+        if let RaftResponse::Vote(v) = &response {
+            let granted = v.topics.first().and_then(|t| t.partitions.first());
+            if let Some(p) = granted.filter(|p| p.vote_granted) {
+                let candidate = inbound.from;
+                match self.votes.insert((id, p.leader_epoch), candidate) {
+                    Some(other) if other != candidate => {
+                        return Err(format!(
+                            "n{id} granted its vote in epoch {} to n{other} and then to n{candidate}",
+                            p.leader_epoch
+                        ));
+                    }
+                    _ => {}
+                }
+                // Now and then the voter dies right after: its vote must
+                // survive the restart.
+                let inc = self.node(id).inc;
+                if self.phase == Phase::Faults
+                    && self.rng.chance_ppm(self.sc.crash_after_persist_ppm)
+                {
+                    self.schedule(self.now, Event::Crash { node: id, inc });
+                }
+            }
+        }
         let wire = codec::response(&response);
         let response = self.codec(wire, || None)?;
         self.log(format!(
@@ -1475,7 +1534,13 @@ impl<'o> Sim<'o> {
 
     fn schedule_restart(&mut self, id: NodeId) {
         if self.phase == Phase::Faults {
-            let at = self.now + self.rng.range(100, 3000);
+            // Sometimes at once: a vote or an epoch must survive a restart
+            // within the same election.
+            let at = if self.rng.chance_ppm(300_000) {
+                self.now + self.rng.range(1, 100)
+            } else {
+                self.now + self.rng.range(100, 3000)
+            };
             self.schedule(at, Event::Restart { node: id });
         } else {
             self.schedule(self.now, Event::Restart { node: id });

@@ -1,8 +1,8 @@
 //! Minimal reproductions of the core bugs the simulation found, one test
 //! per entry of `FINDINGS.md`. They drive `RaftCore` directly, without the
-//! simulation, so each shows one rule. They are ignored while the bug is
-//! open (run them with `cargo test -p riffle-sim --test findings -- --ignored`);
-//! remove the `#[ignore]` with the fix.
+//! simulation, so each shows one rule. A test is ignored while its bug is
+//! open (run those with `cargo test -p riffle-sim --test findings -- --ignored`)
+//! and stays as a regression test once fixed.
 
 use std::collections::BTreeSet;
 
@@ -37,7 +37,6 @@ fn sent_fetch(actions: &[Action]) -> Option<(i32, u64, &kafka_protocol::messages
 /// the version KRaft controllers speak (Fetch v15+ has no top-level
 /// ReplicaId; the replica is in ReplicaState).
 #[test]
-#[ignore = "core bug: FINDINGS.md 1"]
 fn fetch_request_encodes_at_v16() {
     let persisted = ElectionState {
         epoch: 1,
@@ -67,7 +66,6 @@ fn fetch_request_encodes_at_v16() {
 /// within `election.backoff.max.ms` (1000) while the others wait a full
 /// 1000..2000 ms, keep the quorum leaderless forever.
 #[test]
-#[ignore = "core bug: FINDINGS.md 2"]
 fn refused_vote_keeps_the_election_timer() {
     // Node 1 holds records of epoch 1; node 2 stands with an empty log.
     let log = LogState {
@@ -80,7 +78,7 @@ fn refused_vote_keeps_the_election_timer() {
     let mut core = RaftCore::new(config(1, &[1, 2, 3]), Some(persisted), log, 0, 0);
     core.take_actions();
     let deadline = core.next_deadline();
-    assert!(deadline >= 1000 && deadline < 2000, "deadline {deadline}");
+    assert!((1000..2000).contains(&deadline), "deadline {deadline}");
     let vote = VoteRequest::default()
         .with_cluster_id(Some(StrBytes::from_static_str("c")))
         .with_topics(vec![
@@ -118,7 +116,6 @@ fn refused_vote_keeps_the_election_timer() {
 /// which no log can truncate to (riffle-log truncates the whole batch, so
 /// the core's idea of the log end and the disk disagree).
 #[test]
-#[ignore = "core bug: FINDINGS.md 3"]
 fn diverging_truncation_lands_on_a_batch_boundary() {
     // Follower 1: one batch of epoch 1 at 0..=2, one of epoch 3 at 3.
     // Leader 2 (epoch 4): epoch 2 at 0..=1, epoch 4 from 2.
@@ -171,4 +168,124 @@ fn diverging_truncation_lands_on_a_batch_boundary() {
     // Batch boundaries of the local log: 0, 3, 4. Kafka truncates to 3
     // (the end of local epoch 1) and converges on the next Fetch.
     assert_eq!(truncated, vec![3], "truncation inside the batch 0..=2");
+}
+
+/// FINDINGS.md 4: an observer that knows no leader asks for a tick at time
+/// 0 (`next_deadline` has `at(0)`) even while its Fetch is in flight, so
+/// a driver wakes up every millisecond (riffle-raft's driver clamps the
+/// wait to 1 ms; the simulation counts these as `spin_ticks`).
+#[test]
+fn observer_without_leader_does_not_spin() {
+    let mut core = RaftCore::new(config(4, &[1, 2, 3]), None, LogState::default(), 0, 0);
+    let actions = core.take_actions();
+    assert!(sent_fetch(&actions).is_some(), "an observer asks a voter");
+    core.tick(1);
+    core.take_actions();
+    assert!(
+        core.next_deadline() > 1,
+        "with a Fetch in flight the next deadline is {}",
+        core.next_deadline()
+    );
+}
+
+/// A candidate of epoch 1 among voters 1, 2, 3 that has sent its Vote
+/// requests.
+fn candidate() -> (RaftCore, Vec<Action>) {
+    let persisted = ElectionState {
+        epoch: 1,
+        leader_id: None,
+        voted_id: Some(1),
+        voters: voters(&[1, 2, 3]),
+    };
+    let mut core = RaftCore::new(
+        config(1, &[1, 2, 3]),
+        Some(persisted),
+        LogState::default(),
+        0,
+        0,
+    );
+    let actions = core.take_actions();
+    (core, actions)
+}
+
+/// FINDINGS.md 5: a resigning leader names its preferred successors in
+/// `PreferredSuccessors`, which EndQuorumEpoch v1 does not carry (v1 has
+/// `PreferredCandidates`). kafka-protocol drops the field silently, so
+/// after a graceful shutdown no voter stands at once and the quorum waits
+/// a whole election timeout.
+#[test]
+#[ignore = "core bug: FINDINGS.md 5"]
+fn end_quorum_epoch_v1_keeps_the_successors() {
+    use kafka_protocol::messages::{vote_response, EndQuorumEpochRequest, VoteResponse};
+    use kafka_protocol::protocol::Decodable;
+    let (mut core, actions) = candidate();
+    let seq = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Send {
+                to: 2,
+                seq,
+                request: RaftRequest::Vote(_),
+            } => Some(*seq),
+            _ => None,
+        })
+        .expect("a candidate asks voter 2");
+    let granted = VoteResponse::default().with_topics(vec![vote_response::TopicData::default()
+        .with_topic_name(TopicName(StrBytes::from_static_str(METADATA_TOPIC)))
+        .with_partitions(vec![vote_response::PartitionData::default()
+            .with_partition_index(0)
+            .with_leader_id((-1).into())
+            .with_leader_epoch(1)
+            .with_vote_granted(true)])]);
+    core.handle_response(5, 2, seq, RaftResponse::Vote(granted));
+    assert!(core.is_leader());
+    core.take_actions();
+    core.shutdown(10);
+    let actions = core.take_actions();
+    let end = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Send {
+                request: RaftRequest::EndQuorumEpoch(e),
+                ..
+            } => Some(e.clone()),
+            _ => None,
+        })
+        .expect("a resigning leader tells the voters");
+    let sent = &end.topics[0].partitions[0];
+    assert!(!sent.preferred_successors.is_empty() || !sent.preferred_candidates.is_empty());
+    let mut buf = BytesMut::new();
+    end.encode(&mut buf, 1).expect("EndQuorumEpoch v1 encodes");
+    let got = EndQuorumEpochRequest::decode(&mut buf.freeze(), 1).expect("and decodes");
+    let got = &got.topics[0].partitions[0];
+    assert!(
+        !got.preferred_successors.is_empty() || !got.preferred_candidates.is_empty(),
+        "the successors {:?} do not survive EndQuorumEpoch v1",
+        sent.preferred_successors
+    );
+}
+
+/// FINDINGS.md 6: VoteRequest v1's `VoterId` is the id of the voter the
+/// request is for (KIP-853); the core puts the candidate's own id there.
+/// A Kafka voter refuses such a vote (`KafkaRaftClient.handleVoteRequest`:
+/// "doesn't match the local key"), so a riffle candidate could never win
+/// a Kafka voter's vote. Riffle voters ignore the field.
+#[test]
+#[ignore = "core bug: FINDINGS.md 6"]
+fn vote_request_names_the_voter() {
+    let (_, actions) = candidate();
+    for a in &actions {
+        if let Action::Send {
+            to,
+            request: RaftRequest::Vote(v),
+            ..
+        } = a
+        {
+            let voter = i32::from(v.voter_id);
+            assert!(
+                voter == -1 || voter == *to,
+                "VoteRequest to {to} has VoterId {voter}"
+            );
+        }
+    }
 }

@@ -27,6 +27,50 @@ fn env_flag(name: &str) -> bool {
     std::env::var(name).is_ok_and(|v| v == "1" || v == "true")
 }
 
+/// What the passing seeds exercised, summed.
+#[derive(Debug, Default)]
+struct Totals {
+    events: u64,
+    virtual_s: u64,
+    slowest_convergence_ms: u64,
+    leaders: u64,
+    committed: u64,
+    acknowledged: u64,
+    crashes: u64,
+    mid_action_crashes: u64,
+    shutdowns: u64,
+    partitions: u64,
+    dropped: u64,
+    duplicated: u64,
+    snapshots_taken: u64,
+    snapshots_installed: u64,
+    spin_ticks: u64,
+    codec_issues: std::collections::BTreeMap<String, u64>,
+}
+
+impl Totals {
+    fn add(&mut self, r: &riffle_sim::SimReport) {
+        self.events += r.events;
+        self.virtual_s += r.end_ms / 1000;
+        self.slowest_convergence_ms = self.slowest_convergence_ms.max(r.converged_after_ms);
+        self.leaders += r.leaders as u64;
+        self.committed += r.committed as u64;
+        self.acknowledged += r.acknowledged;
+        self.crashes += r.crashes;
+        self.mid_action_crashes += r.mid_action_crashes;
+        self.shutdowns += r.shutdowns;
+        self.partitions += r.partitions;
+        self.dropped += r.dropped;
+        self.duplicated += r.duplicated;
+        self.snapshots_taken += r.snapshots_taken;
+        self.snapshots_installed += r.snapshots_installed;
+        self.spin_ticks += r.spin_ticks;
+        for (k, v) in &r.codec_issues {
+            *self.codec_issues.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
 fn options() -> SimOptions {
     let mut options = SimOptions::default();
     if let Some(ms) = env_u64("RIFFLE_SIM_FAULT_MS") {
@@ -47,14 +91,10 @@ fn seeds() {
     let options = options();
     let began = Instant::now();
     let mut failures = Vec::new();
-    let mut events = 0u64;
-    let mut virtual_ms = 0u64;
+    let mut total = Totals::default();
     for seed in start..start + count {
         match run_seed(seed, &options) {
-            Ok(report) => {
-                events += report.events;
-                virtual_ms += report.end_ms;
-            }
+            Ok(report) => total.add(&report),
             Err(failure) => {
                 if failures.len() < 3 {
                     eprintln!("{failure}");
@@ -67,9 +107,8 @@ fn seeds() {
         }
     }
     eprintln!(
-        "{count} seeds from {start}: {} failed, {events} events, {} virtual s, {:.1} s",
+        "{count} seeds from {start}: {} failed in {:.1} s; passing seeds: {total:?}",
         failures.len(),
-        virtual_ms / 1000,
         began.elapsed().as_secs_f64()
     );
     if !failures.is_empty() {
