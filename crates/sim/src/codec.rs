@@ -260,7 +260,9 @@ pub fn response(r: &RaftResponse) -> Wire<RaftResponse> {
 /// Kafka voter refuses a vote meant for another (`INVALID_VOTER_KEY`).
 pub fn contract(r: &RaftRequest, to: i32) -> Option<CodecIssue> {
     match r {
-        RaftRequest::Vote(v) if i32::from(v.voter_id) >= 0 && i32::from(v.voter_id) != to => {
+        RaftRequest::Vote(v)
+            if VOTE_VERSION >= 1 && i32::from(v.voter_id) >= 0 && i32::from(v.voter_id) != to =>
+        {
             Some(CodecIssue::Contract {
                 what: "VoteRequest v1 VoterId is not the voter it is sent to".into(),
             })

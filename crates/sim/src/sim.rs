@@ -745,13 +745,6 @@ impl<'o> Sim<'o> {
             // A deadline that a tick at `now` did not move: a real driver
             // would spin on it. Tick again 1 ms later.
             if spin {
-                if std::env::var("RIFFLE_SIM_DEBUG_SPIN").is_ok() {
-                    eprintln!(
-                        "SPIN n{id} {:?} voter {}",
-                        core.role_info(),
-                        core.config().is_voter()
-                    );
-                }
                 self.report.spin_ticks += 1;
                 Some(now + 1)
             } else {
