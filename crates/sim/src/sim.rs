@@ -791,7 +791,26 @@ impl<'o> Sim<'o> {
                         ));
                     }
                 }
+                let leader = es.leader_id;
+                let epoch = es.epoch;
                 n.disk.election = Some(es);
+                // The durable claim to lead comes before `RoleChanged`; a
+                // crash between the two leaves a node that led the epoch.
+                if leader == Some(id) {
+                    match self.leaders.get(&epoch) {
+                        Some(l) if *l != id => {
+                            return Err(format!(
+                                "two leaders in epoch {epoch}: n{l} and n{id} (persisted)"
+                            ));
+                        }
+                        Some(_) => {}
+                        None => {
+                            self.leaders.insert(epoch, id);
+                            self.check_leader_completeness(id, epoch)?;
+                        }
+                    }
+                }
+                let n = self.node_mut(id);
                 // Now and then the node dies right after: whatever it
                 // promised must survive.
                 let inc = n.inc;
@@ -1069,6 +1088,7 @@ impl<'o> Sim<'o> {
                     Some(_) => {}
                     None if info.kind == RoleKind::Leader => {
                         self.leaders.insert(info.epoch, id);
+                        self.check_leader_completeness(id, info.epoch)?;
                     }
                     None => {
                         return Err(format!(
@@ -1094,6 +1114,35 @@ impl<'o> Sim<'o> {
         self.pending.retain(|p| {
             p.node != id || (p.inc == inc && info.kind == RoleKind::Leader && info.epoch == p.epoch)
         });
+        Ok(())
+    }
+
+    /// Raft's Leader Completeness: a new leader holds every committed
+    /// record (checking the last one suffices, given log matching, which
+    /// the per-node checks cover).
+    fn check_leader_completeness(&self, id: NodeId, epoch: i32) -> Res {
+        let c = self.committed.len() as i64;
+        if c == 0 {
+            return Ok(());
+        }
+        let n = self.node(id);
+        let want = &self.committed[(c - 1) as usize];
+        let have = match n.disk.log.entry(c - 1) {
+            Some(e) => Some(e.clone()),
+            None => n
+                .disk
+                .latest_snapshot()
+                .filter(|s| s.id.offset >= c)
+                .and_then(|s| s.entries.get((c - 1) as usize).cloned()),
+        };
+        if have.as_ref() != Some(want) {
+            return Err(format!(
+                "n{id} leads epoch {epoch} without the committed record at offset {}: it holds {}, {} is committed",
+                c - 1,
+                describe_entry(have.as_ref()),
+                describe_entry(Some(want))
+            ));
+        }
         Ok(())
     }
 
@@ -1171,14 +1220,27 @@ impl<'o> Sim<'o> {
         let Some(core) = n.core.as_ref() else {
             return Ok(false);
         };
-        let offset = n.sm.applied_end();
-        if every <= 0 || offset - n.sm.snapshot_end < every {
+        let applied = n.sm.applied_end();
+        if every <= 0 || applied - n.sm.snapshot_end < every {
             return Ok(false);
         }
-        if offset <= n.disk.log.start_offset || offset > core.high_watermark() {
-            self.node_mut(id).sm.snapshot_end = offset;
+        let start = n.disk.log.start_offset;
+        if applied <= start || applied > core.high_watermark() {
+            self.node_mut(id).sm.snapshot_end = applied;
             return Ok(false);
         }
+        // Mostly at the applied end (a batch boundary); sometimes at any
+        // committed offset after the log start, inside a batch too, as a
+        // state machine may snapshot whenever it likes.
+        let lowest = (start + 1).max(n.sm.snapshot_end + 1).min(applied);
+        let inside = self.sc.snapshot_inside_batches && self.options.snapshots_inside_batches;
+        let offset = if inside && self.rng.chance_ppm(500_000) {
+            self.rng.range(lowest as u64, applied as u64) as i64
+        } else {
+            applied
+        };
+        let n = self.node(id);
+        let core = n.core.as_ref().expect("checked alive above");
         let Some(epoch) = core.epoch_of_offset(offset - 1) else {
             return Err(format!(
                 "n{id}: epoch_of_offset({}) is None for a record in its log",
@@ -1193,13 +1255,13 @@ impl<'o> Sim<'o> {
             ));
         }
         let sid = OffsetAndEpoch::new(offset, epoch);
-        let entries = n.sm.entries.clone();
+        let entries = n.sm.entries[..offset as usize].to_vec();
         let bytes = encode_snapshot(&entries);
         let size = bytes.len() as u64;
         self.log(format!("n{id} snapshot {offset}@{epoch}, {size} bytes"));
         self.report.snapshots_taken += 1;
         let n = self.node_mut(id);
-        n.sm.snapshot_end = offset;
+        n.sm.snapshot_end = applied;
         n.disk.snapshots.insert(
             offset,
             SnapshotFile {

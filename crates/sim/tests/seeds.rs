@@ -9,7 +9,10 @@
 //! - `replays_exactly`: a seed run twice gives the same trace.
 //!
 //! `RIFFLE_SIM_LENIENT=1` repairs known core codec bugs instead of failing
-//! on them; `RIFFLE_SIM_FAULT_MS` changes the length of the fault phase.
+//! on them; `RIFFLE_SIM_FAULT_MS` changes the length of the fault phase;
+//! `RIFFLE_SIM_SNAPSHOTS_INSIDE_BATCHES=1` lets snapshots end inside a
+//! batch (FINDINGS.md 7); `RIFFLE_SIM_SLOW_MS=<ms>` prints the seeds that
+//! took at least that long to converge after the faults.
 
 use std::time::Instant;
 
@@ -77,6 +80,7 @@ fn options() -> SimOptions {
         options.fault_ms = ms;
     }
     options.strict_codec = !env_flag("RIFFLE_SIM_LENIENT");
+    options.snapshots_inside_batches = env_flag("RIFFLE_SIM_SNAPSHOTS_INSIDE_BATCHES");
     options
 }
 
@@ -89,12 +93,21 @@ fn seeds() {
     let count = env_u64("RIFFLE_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
     let start = env_u64("RIFFLE_SIM_START").unwrap_or(0);
     let options = options();
+    let slow_ms = env_u64("RIFFLE_SIM_SLOW_MS");
     let began = Instant::now();
     let mut failures = Vec::new();
     let mut total = Totals::default();
     for seed in start..start + count {
         match run_seed(seed, &options) {
-            Ok(report) => total.add(&report),
+            Ok(report) => {
+                if slow_ms.is_some_and(|ms| report.converged_after_ms >= ms) {
+                    eprintln!(
+                        "seed {seed} converged {} ms after the faults stopped (epoch {})",
+                        report.converged_after_ms, report.max_epoch
+                    );
+                }
+                total.add(&report);
+            }
             Err(failure) => {
                 if failures.len() < 3 {
                     eprintln!("{failure}");
