@@ -13,6 +13,7 @@ use riffle_raft::batch;
 use riffle_raft::{ElectionState, LogState, OffsetAndEpoch, ReadRecords};
 
 use crate::rng::SimRng;
+use crate::state::SnapshotData;
 
 /// One committed-or-not record as the invariants compare it: the epoch
 /// of the leader that wrote it and its value (None for a control record).
@@ -269,8 +270,8 @@ impl Log {
 pub struct SnapshotFile {
     pub id: OffsetAndEpoch,
     pub bytes: Bytes,
-    /// The decoded records, by offset from 0 (checked when written).
-    pub entries: Vec<Entry>,
+    /// What it holds, decoded (checked when written).
+    pub data: SnapshotData,
 }
 
 /// Everything a node keeps across a crash, plus what it loses.
@@ -306,18 +307,39 @@ impl Disk {
         self.partial = None;
     }
 
-    /// The record at `offset` on stable storage: in the flushed log, or
-    /// else in the latest snapshot.
-    pub fn durable_entry(&self, offset: i64) -> Option<Entry> {
+    /// Whether stable storage holds `want` at `offset`: in the flushed
+    /// log, or else in the latest snapshot (its tail, or its digest, which
+    /// `digest_at` gives for the committed prefix of that length).
+    pub fn durably_holds(
+        &self,
+        offset: i64,
+        want: &Entry,
+        digest_at: impl Fn(i64) -> Option<u64>,
+    ) -> bool {
         if offset < self.log.flushed_end {
             if let Some(e) = self.log.entry(offset) {
-                return Some(e.clone());
+                return e == want;
             }
         }
-        let snapshot = self.latest_snapshot()?;
+        self.snapshot_holds(offset, want, digest_at)
+    }
+
+    /// Whether the latest snapshot holds `want` at `offset`.
+    pub fn snapshot_holds(
+        &self,
+        offset: i64,
+        want: &Entry,
+        digest_at: impl Fn(i64) -> Option<u64>,
+    ) -> bool {
+        let Some(snapshot) = self.latest_snapshot() else {
+            return false;
+        };
         if offset >= snapshot.id.offset {
-            return None;
+            return false;
         }
-        snapshot.entries.get(usize::try_from(offset).ok()?).cloned()
+        match snapshot.data.entry(offset) {
+            Some(e) => e == want,
+            None => digest_at(snapshot.id.offset) == Some(snapshot.data.digest),
+        }
     }
 }

@@ -126,7 +126,7 @@ impl Scenario {
             shutdown_weight: rng.below(3),
             torn_writes: rng.chance_ppm(700_000),
             mid_action_crashes: rng.chance_ppm(700_000),
-            crash_after_persist_ppm: *rng.pick(&[0, 20_000, 100_000]),
+            crash_after_persist_ppm: *rng.pick(&[0, 20_000, 100_000, 300_000]),
             snapshot_every: *rng.pick(&[0, 10, 40, 200]),
             snapshot_inside_batches: rng.chance_ppm(500_000),
             propose_min_ms: 5,

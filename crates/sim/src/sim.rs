@@ -18,7 +18,9 @@ use crate::codec::{self, CodecIssue, Wire};
 use crate::disk::{Disk, Entry, SnapshotFile};
 use crate::rng::{SimRng, TraceHash};
 use crate::scenario::{Scenario, SimOptions};
-use crate::state::{decode_snapshot, encode_snapshot, StateMachine};
+use crate::state::{
+    chain, decode_snapshot, encode_snapshot, SnapshotData, StateMachine, DIGEST_EMPTY,
+};
 
 /// The node id of the operator that sends DescribeQuorum.
 const OPERATOR: NodeId = -1;
@@ -235,11 +237,18 @@ struct Sim<'o> {
     phase: Phase,
     /// Every leader ever, by epoch.
     leaders: BTreeMap<i32, NodeId>,
+    /// Catch-up progress at the last liveness deadline.
+    liveness_progress: i64,
     /// Every vote granted on the wire: (voter, epoch) -> candidate.
     votes: BTreeMap<(NodeId, i32), NodeId>,
     /// The committed log: every record below the highest high watermark
     /// any node published, by offset.
     committed: Vec<Entry>,
+    /// `committed_digest[k]`: the digest of the first `k` committed records.
+    committed_digest: Vec<u64>,
+    /// The epoch in which each committed record became committed (of the
+    /// leader that first published a high watermark past it).
+    committed_in: Vec<i32>,
     pending: Vec<Proposal>,
     acked: Vec<Proposal>,
     value_counter: u64,
@@ -448,7 +457,10 @@ impl<'o> Sim<'o> {
             phase: Phase::Faults,
             leaders: BTreeMap::new(),
             votes: BTreeMap::new(),
+            liveness_progress: 0,
             committed: Vec::new(),
+            committed_digest: vec![DIGEST_EMPTY],
+            committed_in: Vec::new(),
             pending: Vec::new(),
             acked: Vec::new(),
             value_counter: 0,
@@ -669,15 +681,35 @@ impl<'o> Sim<'o> {
                 self.faults_end()
             }
             Event::LivenessDeadline => {
-                if matches!(self.phase, Phase::Liveness { .. }) {
-                    self.current_event = "liveness deadline".into();
-                    return Err(format!(
-                        "liveness: no single caught-up leader {} ms after the faults stopped\n{}",
-                        self.options.liveness_ms,
-                        self.dump()
-                    ));
+                let Phase::Liveness { since, .. } = self.phase else {
+                    return Ok(());
+                };
+                self.current_event = "liveness deadline".into();
+                // A single leader must exist by the deadline. Catching up
+                // may take longer when a node is far behind and the
+                // settings are slow (one batch per Fetch): the deadline
+                // moves on while the followers' logs and high watermarks
+                // still grow, up to ten times the bound.
+                let progress = self.catch_up_progress();
+                let leaders = self.live_leaders();
+                let moving = progress > self.liveness_progress;
+                self.liveness_progress = progress;
+                let cap = since + 10 * self.options.liveness_ms;
+                if leaders.len() == 1 && moving && self.now < cap {
+                    let at = (self.now + 5_000).min(cap);
+                    self.schedule(at, Event::LivenessDeadline);
+                    return Ok(());
                 }
-                Ok(())
+                Err(format!(
+                    "liveness: no single caught-up leader {} ms after the faults stopped{}\n{}",
+                    self.now - since,
+                    if leaders.len() == 1 {
+                        " (and no progress in the last 5 s)"
+                    } else {
+                        ""
+                    },
+                    self.dump()
+                ))
             }
         }
     }
@@ -996,7 +1028,7 @@ impl<'o> Sim<'o> {
                 )
             })?;
             self.note_committed(id, offset, &entry)?;
-            self.node_mut(id).sm.entries.push(entry);
+            self.node_mut(id).sm.apply(entry);
         }
         // Acknowledge proposals of this leader's epoch that are now below
         // its high watermark.
@@ -1047,7 +1079,11 @@ impl<'o> Sim<'o> {
             }
             Ok(())
         } else if offset == len {
+            let digest = chain(self.committed_digest[len as usize], offset, entry);
+            self.committed_digest.push(digest);
             self.committed.push(entry.clone());
+            let epoch = self.node(id).max_epoch;
+            self.committed_in.push(epoch);
             Ok(())
         } else {
             Err(format!(
@@ -1117,33 +1153,39 @@ impl<'o> Sim<'o> {
         Ok(())
     }
 
-    /// Raft's Leader Completeness: a new leader holds every committed
-    /// record (checking the last one suffices, given log matching, which
-    /// the per-node checks cover).
+    /// Raft's Leader Completeness: the leader of an epoch holds every
+    /// record committed in an earlier epoch (checking the last one
+    /// suffices, given log matching, which the per-node checks cover). A
+    /// leader of an older epoch may be elected late, after a newer epoch
+    /// committed records; it need not hold those.
     fn check_leader_completeness(&self, id: NodeId, epoch: i32) -> Res {
-        let c = self.committed.len() as i64;
-        if c == 0 {
+        let Some(last) = self.committed_in.iter().rposition(|e| *e < epoch) else {
             return Ok(());
-        }
+        };
+        let c = last as i64 + 1;
         let n = self.node(id);
         let want = &self.committed[(c - 1) as usize];
-        let have = match n.disk.log.entry(c - 1) {
-            Some(e) => Some(e.clone()),
-            None => n
-                .disk
-                .latest_snapshot()
-                .filter(|s| s.id.offset >= c)
-                .and_then(|s| s.entries.get((c - 1) as usize).cloned()),
+        let have = n.disk.log.entry(c - 1);
+        let held = match have {
+            Some(e) => e == want,
+            None => n.disk.snapshot_holds(c - 1, want, |o| self.digest_at(o)),
         };
-        if have.as_ref() != Some(want) {
+        if !held {
             return Err(format!(
                 "n{id} leads epoch {epoch} without the committed record at offset {}: it holds {}, {} is committed",
                 c - 1,
-                describe_entry(have.as_ref()),
+                describe_entry(have),
                 describe_entry(Some(want))
             ));
         }
         Ok(())
+    }
+
+    /// The digest of the first `offset` committed records.
+    fn digest_at(&self, offset: i64) -> Option<u64> {
+        self.committed_digest
+            .get(usize::try_from(offset).ok()?)
+            .copied()
     }
 
     fn install_snapshot(&mut self, id: NodeId, sid: OffsetAndEpoch) -> Res {
@@ -1158,8 +1200,8 @@ impl<'o> Sim<'o> {
         if pid != sid {
             return Err(format!("n{id} installs {sid:?} but downloaded {pid:?}"));
         }
-        let entries = decode_snapshot(&buf).map_err(|e| format!("n{id} installs {sid:?}: {e}"))?;
-        self.check_snapshot(id, sid, &entries)?;
+        let data = decode_snapshot(&buf).map_err(|e| format!("n{id} installs {sid:?}: {e}"))?;
+        self.check_snapshot(id, sid, &data)?;
         self.report.snapshots_installed += 1;
         let n = self.node_mut(id);
         n.disk.snapshots.insert(
@@ -1167,31 +1209,25 @@ impl<'o> Sim<'o> {
             SnapshotFile {
                 id: sid,
                 bytes: Bytes::from(buf),
-                entries: entries.clone(),
+                data: data.clone(),
             },
         );
         n.disk.snapshots.retain(|o, _| *o >= sid.offset);
         n.disk.log.reset(sid.offset);
-        n.sm = StateMachine::load(entries);
+        n.sm = StateMachine::load(&data);
         n.verified_end = n.verified_end.min(sid.offset);
         Ok(())
     }
 
-    /// A snapshot holds exactly the committed records below its offset.
-    fn check_snapshot(&self, id: NodeId, sid: OffsetAndEpoch, entries: &[Entry]) -> Res {
-        if entries.len() as i64 != sid.offset {
+    /// A snapshot holds exactly the committed records below its offset:
+    /// its digest is the committed prefix's and its tail records are the
+    /// committed ones.
+    fn check_snapshot(&self, id: NodeId, sid: OffsetAndEpoch, data: &SnapshotData) -> Res {
+        if data.end != sid.offset || data.epoch != sid.epoch {
             return Err(format!(
-                "n{id}: snapshot {sid:?} holds {} records",
-                entries.len()
+                "n{id}: snapshot {sid:?} holds the records below {} of epoch {}",
+                data.end, data.epoch
             ));
-        }
-        if let Some(last) = entries.last() {
-            if last.epoch != sid.epoch {
-                return Err(format!(
-                    "n{id}: snapshot {sid:?} ends with a record of epoch {}",
-                    last.epoch
-                ));
-            }
         }
         if sid.offset > self.committed.len() as i64 {
             return Err(format!(
@@ -1199,12 +1235,26 @@ impl<'o> Sim<'o> {
                 self.committed.len()
             ));
         }
-        for (offset, e) in entries.iter().enumerate() {
-            if *e != self.committed[offset] {
+        if sid.offset > 0 && self.committed[(sid.offset - 1) as usize].epoch != sid.epoch {
+            return Err(format!(
+                "n{id}: snapshot {sid:?} but the committed record before it has epoch {}",
+                self.committed[(sid.offset - 1) as usize].epoch
+            ));
+        }
+        if self.digest_at(sid.offset) != Some(data.digest) {
+            return Err(format!(
+                "n{id}: snapshot {sid:?} does not hold the committed records below {}",
+                sid.offset
+            ));
+        }
+        for (i, e) in data.tail.iter().enumerate() {
+            let offset = data.tail_start + i as i64;
+            let want = self.committed.get(offset as usize);
+            if Some(e) != want {
                 return Err(format!(
                     "n{id}: snapshot {sid:?} holds {} at offset {offset} but {} is committed",
                     describe_entry(Some(e)),
-                    describe_entry(self.committed.get(offset))
+                    describe_entry(want)
                 ));
             }
         }
@@ -1255,8 +1305,15 @@ impl<'o> Sim<'o> {
             ));
         }
         let sid = OffsetAndEpoch::new(offset, epoch);
-        let entries = n.sm.entries[..offset as usize].to_vec();
-        let bytes = encode_snapshot(&entries);
+        let Some(data) = n.sm.snapshot(offset) else {
+            return Err(format!(
+                "n{id}: the state machine cannot snapshot at {offset} (applied {}..{})",
+                n.sm.base,
+                n.sm.applied_end()
+            ));
+        };
+        self.check_snapshot(id, sid, &data)?;
+        let bytes = encode_snapshot(&data);
         let size = bytes.len() as u64;
         self.log(format!("n{id} snapshot {offset}@{epoch}, {size} bytes"));
         self.report.snapshots_taken += 1;
@@ -1267,7 +1324,7 @@ impl<'o> Sim<'o> {
             SnapshotFile {
                 id: sid,
                 bytes,
-                entries,
+                data,
             },
         );
         let core = n.core.as_mut().expect("checked alive above");
@@ -1522,9 +1579,7 @@ impl<'o> Sim<'o> {
         let log_state = n.disk.log_state();
         let snapshot = n.disk.latest_snapshot();
         let snapshot_size = snapshot.map_or(0, |s| s.bytes.len() as u64);
-        n.sm = snapshot.map_or_else(StateMachine::default, |s| {
-            StateMachine::load(s.entries.clone())
-        });
+        n.sm = snapshot.map_or_else(StateMachine::default, |s| StateMachine::load(&s.data));
         n.hw = 0;
         n.role = None;
         n.timer_at = None;
@@ -1789,6 +1844,7 @@ impl<'o> Sim<'o> {
                 self.start_node(id)?;
             }
         }
+        self.liveness_progress = self.catch_up_progress();
         let at = self.now + self.options.liveness_ms;
         self.schedule(at, Event::LivenessDeadline);
         Ok(())
@@ -1810,7 +1866,11 @@ impl<'o> Sim<'o> {
                 .voters
                 .iter()
                 .copied()
-                .filter(|v| self.node(*v).disk.durable_entry(c - 1).as_ref() == Some(last))
+                .filter(|v| {
+                    self.node(*v)
+                        .disk
+                        .durably_holds(c - 1, last, |o| self.digest_at(o))
+                })
                 .collect();
             if holders.len() < self.majority() {
                 return Err(format!(
@@ -1931,18 +1991,34 @@ impl<'o> Sim<'o> {
         Ok(())
     }
 
+    fn live_leaders(&self) -> Vec<NodeId> {
+        self.nodes
+            .values()
+            .filter(|n| n.core.as_ref().is_some_and(|c| c.is_leader()))
+            .map(|n| n.id)
+            .collect()
+    }
+
+    /// The sum of every live node's log end, high watermark and bytes of
+    /// snapshot downloaded: it grows while the cluster catches up.
+    fn catch_up_progress(&self) -> i64 {
+        self.nodes
+            .values()
+            .filter_map(|n| {
+                let c = n.core.as_ref()?;
+                let partial = n.disk.partial.as_ref().map_or(0, |p| p.1.len() as i64);
+                Some(c.log_state().end_offset + c.high_watermark() + partial)
+            })
+            .sum()
+    }
+
     fn check_liveness(&mut self) -> Res {
         let Phase::Liveness { since, final_value } = &self.phase else {
             return Ok(());
         };
         let since = *since;
         let final_value = final_value.clone();
-        let leaders: Vec<NodeId> = self
-            .nodes
-            .values()
-            .filter(|n| n.core.as_ref().is_some_and(|c| c.is_leader()))
-            .map(|n| n.id)
-            .collect();
+        let leaders = self.live_leaders();
         let [leader] = leaders.as_slice() else {
             return Ok(());
         };
@@ -1996,25 +2072,28 @@ impl<'o> Sim<'o> {
     /// At the end every node applied the whole committed log, which holds
     /// every acknowledged proposal.
     fn final_checks(&self) -> Res {
-        for n in self.nodes.values() {
-            for p in &self.acked {
-                let got = n.sm.entries.get(p.offset as usize);
-                if got.and_then(|e| e.value.as_ref()) != Some(&p.value) {
-                    return Err(format!(
-                        "n{} applied {} at offset {}, where {} was acknowledged",
-                        n.id,
-                        describe_entry(got),
-                        p.offset,
-                        String::from_utf8_lossy(&p.value)
-                    ));
-                }
-            }
-            let applied = n.sm.applied_end() as usize;
-            if applied < self.committed.len() || n.sm.entries[..] != self.committed[..applied] {
+        for p in &self.acked {
+            let want = Entry {
+                epoch: p.epoch,
+                value: Some(p.value.clone()),
+            };
+            if self.committed.get(p.offset as usize) != Some(&want) {
                 return Err(format!(
-                    "n{} applied {} records that differ from the {} committed",
+                    "{} was acknowledged at offset {} but is not committed there",
+                    String::from_utf8_lossy(&p.value),
+                    p.offset
+                ));
+            }
+        }
+        for n in self.nodes.values() {
+            // The digest covers every record, acknowledged ones included.
+            let applied = n.sm.applied_end();
+            if applied < self.committed.len() as i64
+                || n.sm.digest_at(applied) != self.digest_at(applied)
+            {
+                return Err(format!(
+                    "n{} applied {applied} records that differ from the {} committed",
                     n.id,
-                    applied,
                     self.committed.len()
                 ));
             }

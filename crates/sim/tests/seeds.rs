@@ -20,7 +20,7 @@ use riffle_sim::{run_seed, SimOptions};
 
 /// Seeds per `cargo test` run: about a minute in a debug build on two
 /// cores (see README.md for the measurement).
-const DEFAULT_SEEDS: u64 = 1500;
+const DEFAULT_SEEDS: u64 = 2000;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
