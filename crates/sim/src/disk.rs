@@ -302,6 +302,37 @@ impl Disk {
         }
     }
 
+    /// What riffle-raft's storage does when it opens the log
+    /// (`FileRaftLog::reconcile_with_snapshot`, after Kafka's
+    /// `truncateToLatestSnapshot`): a snapshot ahead of the log (past its
+    /// end, or of a newer epoch) means a crash interrupted its
+    /// installation, which is finished now; a log that starts before the
+    /// newest snapshot had its `DeleteBefore` interrupted, which is done
+    /// now; older snapshots go. Returns what it did, if anything.
+    pub fn recover(&mut self) -> Option<String> {
+        let snap = self.latest_snapshot()?.id;
+        let start = self.log.start_offset;
+        let end = self.log.end_offset();
+        let log_epoch = self.log.batches.last().map_or(0, |b| b.epoch);
+        let already_replaced = start == snap.offset && end == snap.offset;
+        let done = if !already_replaced && (snap.offset > end || snap.epoch > log_epoch) {
+            self.log.reset(snap.offset);
+            Some(format!(
+                "snapshot {snap:?} is ahead of the log {start}..{end} (epoch {log_epoch}): log replaced"
+            ))
+        } else if start < snap.offset {
+            self.log.start_offset = snap.offset;
+            self.log.batches.retain(|b| b.last >= snap.offset);
+            Some(format!(
+                "log start moved from {start} up to snapshot {snap:?}"
+            ))
+        } else {
+            None
+        };
+        self.snapshots.retain(|o, _| *o >= snap.offset);
+        done
+    }
+
     pub fn crash(&mut self, rng: &mut SimRng, torn: bool) {
         self.log.crash(rng, torn);
         self.partial = None;

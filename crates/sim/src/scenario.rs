@@ -71,6 +71,9 @@ pub struct Scenario {
     /// A node crashes right after persisting its election state (a vote
     /// or a new epoch) with this probability.
     pub crash_after_persist_ppm: u32,
+    /// A node crashes while installing a snapshot (between the file and
+    /// the log's replacement) or between taking one and `DeleteBefore`.
+    pub crash_at_snapshot_ppm: u32,
     /// Take a snapshot every this many committed offsets (0: never).
     pub snapshot_every: i64,
     /// Snapshots may end inside a batch (at any committed offset).
@@ -127,6 +130,7 @@ impl Scenario {
             torn_writes: rng.chance_ppm(700_000),
             mid_action_crashes: rng.chance_ppm(700_000),
             crash_after_persist_ppm: *rng.pick(&[0, 20_000, 100_000, 300_000]),
+            crash_at_snapshot_ppm: *rng.pick(&[0, 50_000, 200_000]),
             snapshot_every: *rng.pick(&[0, 10, 40, 200]),
             snapshot_inside_batches: rng.chance_ppm(500_000),
             propose_min_ms: 5,

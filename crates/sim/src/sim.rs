@@ -54,6 +54,9 @@ pub struct SimReport {
     pub partitions: u64,
     pub snapshots_taken: u64,
     pub snapshots_installed: u64,
+    /// Restarts whose log needed the storage's recovery (an interrupted
+    /// snapshot installation or `DeleteBefore`).
+    pub log_recoveries: u64,
     /// Ticks where the core's next deadline did not move past `now`: a
     /// real driver would spin (see FINDINGS.md).
     pub spin_ticks: u64,
@@ -746,11 +749,29 @@ impl<'o> Sim<'o> {
                 if let Some((k, torn)) = cut {
                     if i == k {
                         self.report.mid_action_crashes += 1;
+                        // Installing a snapshot is two writes: the file,
+                        // then the log's replacement. A crash may fall
+                        // in between.
+                        if let Action::InstallSnapshot { id: sid } = &action {
+                            if self.rng.chance_ppm(500_000) {
+                                self.install_snapshot(id, *sid, false)?;
+                                self.crash(
+                                    id,
+                                    torn,
+                                    "crash between the snapshot file and the log",
+                                )?;
+                                return Ok(());
+                            }
+                        }
                         self.crash(id, torn, &format!("crash before action {i}"))?;
                         return Ok(());
                     }
                 }
                 self.perform(id, action)?;
+                if !self.node(id).alive() {
+                    // A targeted crash inside the action.
+                    return Ok(());
+                }
             }
         }
         self.rearm(id);
@@ -984,8 +1005,21 @@ impl<'o> Sim<'o> {
                 }
                 Ok(())
             }
-            Action::InstallSnapshot { id: sid } => self.install_snapshot(id, sid),
+            Action::InstallSnapshot { id: sid } => {
+                // Now and then the node dies while installing: after the
+                // file, before the log is replaced.
+                if self.phase == Phase::Faults && self.rng.chance_ppm(self.sc.crash_at_snapshot_ppm)
+                {
+                    self.install_snapshot(id, sid, false)?;
+                    return self.crash(id, true, "crash between the snapshot file and the log");
+                }
+                self.install_snapshot(id, sid, true)
+            }
             Action::DeleteBefore { offset } => {
+                if self.phase == Phase::Faults && self.rng.chance_ppm(self.sc.crash_at_snapshot_ppm)
+                {
+                    return self.crash(id, true, "crash between a snapshot and DeleteBefore");
+                }
                 self.log(format!("n{id} delete before {offset}"));
                 let n = self.node_mut(id);
                 if n.disk.latest_snapshot().map(|s| s.id.offset) != Some(offset) {
@@ -1188,7 +1222,9 @@ impl<'o> Sim<'o> {
             .copied()
     }
 
-    fn install_snapshot(&mut self, id: NodeId, sid: OffsetAndEpoch) -> Res {
+    /// Makes the downloaded snapshot durable and (when `complete`)
+    /// replaces the log by it.
+    fn install_snapshot(&mut self, id: NodeId, sid: OffsetAndEpoch, complete: bool) -> Res {
         self.log(format!(
             "n{id} install snapshot {}@{}",
             sid.offset, sid.epoch
@@ -1212,6 +1248,9 @@ impl<'o> Sim<'o> {
                 data: data.clone(),
             },
         );
+        if !complete {
+            return Ok(());
+        }
         n.disk.snapshots.retain(|o, _| *o >= sid.offset);
         n.disk.log.reset(sid.offset);
         n.sm = StateMachine::load(&data);
@@ -1576,6 +1615,18 @@ impl<'o> Sim<'o> {
         n.inc += 1;
         let mut config = n.config.clone();
         config.random_seed = seed;
+        let recovered = n.disk.recover();
+        let end = n
+            .disk
+            .log
+            .end_offset()
+            .max(n.disk.latest_snapshot().map_or(0, |s| s.id.offset));
+        if end < n.verified_end {
+            return Err(format!(
+                "n{id}: opening the log drops committed records: it keeps up to {end}, held {} committed",
+                n.verified_end
+            ));
+        }
         let log_state = n.disk.log_state();
         let snapshot = n.disk.latest_snapshot();
         let snapshot_size = snapshot.map_or(0, |s| s.bytes.len() as u64);
@@ -1595,6 +1646,10 @@ impl<'o> Sim<'o> {
             snapshot_size,
             now,
         ));
+        if let Some(what) = recovered {
+            self.report.log_recoveries += 1;
+            self.log(format!("n{id} recovers its log: {what}"));
+        }
         self.log(format!(
             "n{id} starts (incarnation {inc}): election {persisted:?}, log {log_state:?}"
         ));

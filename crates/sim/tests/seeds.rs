@@ -47,6 +47,7 @@ struct Totals {
     duplicated: u64,
     snapshots_taken: u64,
     snapshots_installed: u64,
+    log_recoveries: u64,
     spin_ticks: u64,
     codec_issues: std::collections::BTreeMap<String, u64>,
 }
@@ -67,6 +68,7 @@ impl Totals {
         self.duplicated += r.duplicated;
         self.snapshots_taken += r.snapshots_taken;
         self.snapshots_installed += r.snapshots_installed;
+        self.log_recoveries += r.log_recoveries;
         self.spin_ticks += r.spin_ticks;
         for (k, v) in &r.codec_issues {
             *self.codec_issues.entry(k.clone()).or_default() += v;
