@@ -78,6 +78,8 @@ pub struct Scenario {
     pub snapshot_every: i64,
     /// Snapshots may end inside a batch (at any committed offset).
     pub snapshot_inside_batches: bool,
+    /// Proposed values carry up to this many bytes of padding.
+    pub value_pad_max: u64,
     /// Time between client proposals.
     pub propose_min_ms: u64,
     pub propose_max_ms: u64,
@@ -133,6 +135,7 @@ impl Scenario {
             crash_at_snapshot_ppm: *rng.pick(&[0, 50_000, 200_000]),
             snapshot_every: *rng.pick(&[0, 10, 40, 200]),
             snapshot_inside_batches: rng.chance_ppm(500_000),
+            value_pad_max: *rng.pick(&[0, 40, 300]),
             propose_min_ms: 5,
             propose_max_ms: *rng.pick(&[30, 100, 300]),
             election_timeout_ms,

@@ -254,6 +254,9 @@ struct Sim<'o> {
     committed_in: Vec<i32>,
     pending: Vec<Proposal>,
     acked: Vec<Proposal>,
+    /// Every value the client proposed, and every value committed.
+    proposed: BTreeSet<Bytes>,
+    committed_values: BTreeSet<Bytes>,
     value_counter: u64,
     next_request_id: RequestId,
     trace: VecDeque<String>,
@@ -466,6 +469,8 @@ impl<'o> Sim<'o> {
             committed_in: Vec::new(),
             pending: Vec::new(),
             acked: Vec::new(),
+            proposed: BTreeSet::new(),
+            committed_values: BTreeSet::new(),
             value_counter: 0,
             next_request_id: 1,
             trace: VecDeque::new(),
@@ -1113,6 +1118,22 @@ impl<'o> Sim<'o> {
             }
             Ok(())
         } else if offset == len {
+            // Only what the client proposed is committed, and only once
+            // (the client never retries).
+            if let Some(v) = &entry.value {
+                if !self.proposed.contains(v) {
+                    return Err(format!(
+                        "n{id} commits {} at offset {offset}, which nobody proposed",
+                        describe_entry(Some(entry))
+                    ));
+                }
+                if !self.committed_values.insert(v.clone()) {
+                    return Err(format!(
+                        "n{id} commits {} a second time, at offset {offset}",
+                        describe_entry(Some(entry))
+                    ));
+                }
+            }
             let digest = chain(self.committed_digest[len as usize], offset, entry);
             self.committed_digest.push(digest);
             self.committed.push(entry.clone());
@@ -1743,9 +1764,15 @@ impl<'o> Sim<'o> {
         let values: Vec<Bytes> = (0..count)
             .map(|_| {
                 self.value_counter += 1;
-                Bytes::from(format!("n{id}-{}", self.value_counter))
+                let mut v = format!("n{id}-{}", self.value_counter);
+                // Padding varies batch sizes; a value larger than
+                // `max_batch_bytes` is refused (TooLarge), which is fine.
+                let pad = self.rng.below(self.sc.value_pad_max + 1) as usize;
+                v.extend(std::iter::repeat_n('.', pad));
+                Bytes::from(v)
             })
             .collect();
+        self.proposed.extend(values.iter().cloned());
         self.report.proposals += 1;
         let now = self.now;
         let inc = self.node(id).inc;

@@ -12,7 +12,8 @@
 //! on them; `RIFFLE_SIM_FAULT_MS` changes the length of the fault phase;
 //! `RIFFLE_SIM_SNAPSHOTS_INSIDE_BATCHES=1` lets snapshots end inside a
 //! batch (FINDINGS.md 7); `RIFFLE_SIM_SLOW_MS=<ms>` prints the seeds that
-//! took at least that long to converge after the faults.
+//! took at least that long to converge after the faults;
+//! `RIFFLE_SIM_THREADS` sets how many threads run seeds (default: cores).
 
 use std::time::Instant;
 
@@ -20,7 +21,7 @@ use riffle_sim::{run_seed, SimOptions};
 
 /// Seeds per `cargo test` run: about a minute in a debug build on two
 /// cores (see README.md for the measurement).
-const DEFAULT_SEEDS: u64 = 2000;
+const DEFAULT_SEEDS: u64 = 3500;
 
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -97,10 +98,36 @@ fn seeds() {
     let options = options();
     let slow_ms = env_u64("RIFFLE_SIM_SLOW_MS");
     let began = Instant::now();
+    // Seeds are independent: spread them over the cores (RIFFLE_SIM_THREADS
+    // to override), then report in seed order.
+    let threads = env_u64("RIFFLE_SIM_THREADS")
+        .map(|t| t.max(1) as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .min(count.max(1) as usize);
+    let results: Vec<(u64, Result<riffle_sim::SimReport, riffle_sim::SimFailure>)> =
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads as u64)
+                .map(|w| {
+                    let options = &options;
+                    scope.spawn(move || {
+                        (start + w..start + count)
+                            .step_by(threads)
+                            .map(|seed| (seed, run_seed(seed, options)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            let mut all: Vec<_> = workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a simulation thread panicked"))
+                .collect();
+            all.sort_by_key(|r| r.0);
+            all
+        });
     let mut failures = Vec::new();
     let mut total = Totals::default();
-    for seed in start..start + count {
-        match run_seed(seed, &options) {
+    for (seed, result) in results {
+        match result {
             Ok(report) => {
                 if slow_ms.is_some_and(|ms| report.converged_after_ms >= ms) {
                     eprintln!(
@@ -122,7 +149,7 @@ fn seeds() {
         }
     }
     eprintln!(
-        "{count} seeds from {start}: {} failed in {:.1} s; passing seeds: {total:?}",
+        "{count} seeds from {start} on {threads} threads: {} failed in {:.1} s; passing seeds: {total:?}",
         failures.len(),
         began.elapsed().as_secs_f64()
     );
