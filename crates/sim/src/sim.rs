@@ -2038,9 +2038,42 @@ impl<'o> Sim<'o> {
         Ok(())
     }
 
+    /// The whole committed log, not only its last record, is on stable
+    /// storage of a majority of voters: in the flushed log record by
+    /// record, below the log start in the snapshot (by its digest).
+    fn check_committed_prefix_on_majority(&self) -> Res {
+        let c = self.committed.len() as i64;
+        let mut holders = Vec::new();
+        for v in &self.voters {
+            let disk = &self.node(*v).disk;
+            let snapshot = disk.latest_snapshot();
+            let covered = snapshot
+                .filter(|s| self.digest_at(s.id.offset) == Some(s.data.digest))
+                .map_or(0, |s| s.id.offset);
+            let from = disk.log.start_offset.max(covered.min(c));
+            if covered < disk.log.start_offset.min(c) {
+                continue;
+            }
+            let held = (from..c).all(|o| {
+                o < disk.log.flushed_end && disk.log.entry(o) == Some(&self.committed[o as usize])
+            });
+            if held {
+                holders.push(*v);
+            }
+        }
+        if holders.len() < self.majority() {
+            return Err(format!(
+                "the committed log (0..{c}) is on stable storage of only {holders:?}, not a majority of {:?}",
+                self.voters
+            ));
+        }
+        Ok(())
+    }
+
     /// Once a second: no request waits for an answer longer than a parked
     /// Fetch may, and an operator asks a node to describe the quorum.
     fn audit(&mut self) -> Res {
+        self.check_committed_prefix_on_majority()?;
         let limit = self.sc.fetch_max_wait_ms + 1;
         for n in self.nodes.values() {
             if let Some((rid, r)) = n.inbound.iter().find(|(_, r)| self.now - r.at > limit) {
