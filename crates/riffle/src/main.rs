@@ -7,6 +7,7 @@ use clap::{ArgGroup, Parser, Subcommand};
 
 mod client;
 mod dump_log;
+mod groups;
 mod quorum;
 mod server;
 mod storage;
@@ -66,6 +67,9 @@ enum Command {
         #[command(subcommand)]
         command: QuorumCommand,
     },
+    /// List, describe, reset the offsets of and delete consumer groups,
+    /// like Kafka's kafka-consumer-groups.
+    Groups(groups::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -178,6 +182,7 @@ fn main() -> ExitCode {
                 )),
             }
         }
+        Command::Groups(args) => groups::run(args, out),
     };
     match result {
         Ok(code) => code,
