@@ -14,6 +14,7 @@
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod meta_properties;
 pub mod metadata_log;
