@@ -15,6 +15,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
+use crate::group::coordinator::{coordinator_config, Coordinator};
 use crate::meta_properties;
 use crate::metadata_log::{Committed, QuorumLog};
 use crate::replica::ReplicaManager;
@@ -44,6 +45,9 @@ pub struct Broker {
     /// Set when the server starts shutting down; long polls end early.
     shutdown: watch::Sender<bool>,
     pub replicas: ReplicaManager,
+    /// The group coordinator of the `__consumer_offsets` partitions this
+    /// node leads.
+    pub groups: Coordinator,
 }
 
 /// Checks the directories and joins the metadata quorum; the first half of
@@ -139,7 +143,10 @@ impl Broker {
             effective.default_log_config(),
             &image,
         )?;
+        let groups = Coordinator::new(config.node_id, coordinator_config(&effective));
+        groups.on_metadata(&image, &replicas);
         Ok(Broker {
+            groups,
             config,
             static_props,
             cluster_id,
@@ -327,6 +334,7 @@ impl Broker {
                     "acting on committed metadata failed: {e}"
                 );
             }
+            self.groups.on_metadata(&next_image, &self.replicas);
             debug!(offset = next_image.offset(), "metadata applied");
             self.image.send_replace(Arc::new(next_image));
             let mut due = self.snapshot_due.lock().unwrap_or_else(|p| p.into_inner());

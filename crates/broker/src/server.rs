@@ -209,6 +209,7 @@ impl Server {
             ));
         }
         tasks.spawn(maintenance_loop(broker.clone(), shutdown.subscribe()));
+        tasks.spawn(group_timers(broker.clone(), shutdown.subscribe()));
         Ok(Server {
             broker,
             node: Some(node),
@@ -289,6 +290,15 @@ async fn loader_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
             _ = shutdown.wait_for(|s| *s) => return,
         }
     }
+}
+
+/// Runs the group coordinator's rebalance, session and retention timers.
+async fn group_timers(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    let interval = broker.config.offsets_retention_check_interval_ms;
+    broker
+        .groups
+        .run_timers(&broker.replicas, interval, shutdown)
+        .await;
 }
 
 async fn maintenance_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {

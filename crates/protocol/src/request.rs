@@ -46,6 +46,17 @@ requests! {
     DescribeQuorum(DescribeQuorumRequest),
     FetchSnapshot(FetchSnapshotRequest),
     BrokerRegistration(BrokerRegistrationRequest),
+    FindCoordinator(FindCoordinatorRequest),
+    JoinGroup(JoinGroupRequest),
+    SyncGroup(SyncGroupRequest),
+    Heartbeat(HeartbeatRequest),
+    LeaveGroup(LeaveGroupRequest),
+    OffsetCommit(OffsetCommitRequest),
+    OffsetFetch(OffsetFetchRequest),
+    OffsetDelete(OffsetDeleteRequest),
+    ListGroups(ListGroupsRequest),
+    DescribeGroups(DescribeGroupsRequest),
+    DeleteGroups(DeleteGroupsRequest),
 }
 
 /// A decoded request: its header, API and typed body.
@@ -234,8 +245,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let mut b = BytesMut::new();
-        b.put_i16(ApiKey::JoinGroup as i16);
-        b.put_i16(5);
+        b.put_i16(ApiKey::AddPartitionsToTxn as i16);
+        b.put_i16(3);
         b.put_i32(5);
         b.put_i16(-1);
         assert!(matches!(
@@ -266,6 +277,17 @@ mod tests {
                 IncrementalAlterConfigsRequest::default().encode(&mut b, version)
             }
             ApiKey::DescribeCluster => DescribeClusterRequest::default().encode(&mut b, version),
+            ApiKey::FindCoordinator => FindCoordinatorRequest::default().encode(&mut b, version),
+            ApiKey::JoinGroup => JoinGroupRequest::default().encode(&mut b, version),
+            ApiKey::SyncGroup => SyncGroupRequest::default().encode(&mut b, version),
+            ApiKey::Heartbeat => HeartbeatRequest::default().encode(&mut b, version),
+            ApiKey::LeaveGroup => LeaveGroupRequest::default().encode(&mut b, version),
+            ApiKey::OffsetCommit => OffsetCommitRequest::default().encode(&mut b, version),
+            ApiKey::OffsetFetch => OffsetFetchRequest::default().encode(&mut b, version),
+            ApiKey::OffsetDelete => OffsetDeleteRequest::default().encode(&mut b, version),
+            ApiKey::ListGroups => ListGroupsRequest::default().encode(&mut b, version),
+            ApiKey::DescribeGroups => DescribeGroupsRequest::default().encode(&mut b, version),
+            ApiKey::DeleteGroups => DeleteGroupsRequest::default().encode(&mut b, version),
             other => panic!("{other:?} is not served"),
         };
         r.unwrap();

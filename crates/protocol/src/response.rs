@@ -50,6 +50,17 @@ responses! {
     DescribeQuorum(DescribeQuorumResponse),
     FetchSnapshot(FetchSnapshotResponse),
     BrokerRegistration(BrokerRegistrationResponse),
+    FindCoordinator(FindCoordinatorResponse),
+    JoinGroup(JoinGroupResponse),
+    SyncGroup(SyncGroupResponse),
+    Heartbeat(HeartbeatResponse),
+    LeaveGroup(LeaveGroupResponse),
+    OffsetCommit(OffsetCommitResponse),
+    OffsetFetch(OffsetFetchResponse),
+    OffsetDelete(OffsetDeleteResponse),
+    ListGroups(ListGroupsResponse),
+    DescribeGroups(DescribeGroupsResponse),
+    DeleteGroups(DeleteGroupsResponse),
 }
 
 impl Response {
@@ -80,6 +91,35 @@ impl Response {
             ApiKey::BrokerRegistration => Response::BrokerRegistration(
                 BrokerRegistrationResponse::default().with_error_code(error_code),
             ),
+            ApiKey::FindCoordinator if version < 4 => Response::FindCoordinator(
+                FindCoordinatorResponse::default()
+                    .with_error_code(error_code)
+                    .with_node_id(BrokerId(-1))
+                    .with_port(-1),
+            ),
+            ApiKey::JoinGroup => Response::JoinGroup(
+                JoinGroupResponse::default()
+                    .with_error_code(error_code)
+                    .with_generation_id(-1),
+            ),
+            ApiKey::SyncGroup => {
+                Response::SyncGroup(SyncGroupResponse::default().with_error_code(error_code))
+            }
+            ApiKey::Heartbeat => {
+                Response::Heartbeat(HeartbeatResponse::default().with_error_code(error_code))
+            }
+            ApiKey::LeaveGroup => {
+                Response::LeaveGroup(LeaveGroupResponse::default().with_error_code(error_code))
+            }
+            ApiKey::OffsetFetch if (2..8).contains(&version) => {
+                Response::OffsetFetch(OffsetFetchResponse::default().with_error_code(error_code))
+            }
+            ApiKey::OffsetDelete => {
+                Response::OffsetDelete(OffsetDeleteResponse::default().with_error_code(error_code))
+            }
+            ApiKey::ListGroups => {
+                Response::ListGroups(ListGroupsResponse::default().with_error_code(error_code))
+            }
             ApiKey::Fetch if version >= 7 => {
                 Response::Fetch(FetchResponse::default().with_error_code(error_code))
             }

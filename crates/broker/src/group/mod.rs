@@ -1,3 +1,5 @@
 //! The group coordinator.
 
 pub mod records;
+pub mod state;
+pub mod coordinator;

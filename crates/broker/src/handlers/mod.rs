@@ -8,6 +8,7 @@
 mod admin;
 pub mod controller;
 mod fetch;
+mod group;
 mod metadata;
 mod offsets;
 mod produce;
@@ -81,6 +82,26 @@ pub async fn handle(
         Request::IncrementalAlterConfigs(r) => Response::IncrementalAlterConfigs(
             admin::incremental_alter_configs(broker, r, version).await,
         ),
+        Request::FindCoordinator(r) => {
+            Response::FindCoordinator(group::find_coordinator(broker, ctx, r, version).await)
+        }
+        Request::JoinGroup(r) => {
+            let client_id = frame.header.client_id.as_deref().unwrap_or("").to_string();
+            Response::JoinGroup(group::join_group(broker, ctx, &client_id, r, version).await)
+        }
+        Request::SyncGroup(r) => Response::SyncGroup(group::sync_group(broker, r, version).await),
+        Request::Heartbeat(r) => Response::Heartbeat(group::heartbeat(broker, r)),
+        Request::LeaveGroup(r) => Response::LeaveGroup(group::leave_group(broker, r, version)),
+        Request::OffsetCommit(r) => {
+            Response::OffsetCommit(group::offset_commit(broker, r, version))
+        }
+        Request::OffsetFetch(r) => Response::OffsetFetch(group::offset_fetch(broker, r, version)),
+        Request::OffsetDelete(r) => Response::OffsetDelete(group::offset_delete(broker, r)),
+        Request::ListGroups(r) => Response::ListGroups(group::list_groups(broker, r, version)),
+        Request::DescribeGroups(r) => {
+            Response::DescribeGroups(group::describe_groups(broker, r, version))
+        }
+        Request::DeleteGroups(r) => Response::DeleteGroups(group::delete_groups(broker, r)),
         Request::Vote(_)
         | Request::BeginQuorumEpoch(_)
         | Request::EndQuorumEpoch(_)
