@@ -32,6 +32,7 @@ use super::ConnContext;
 use crate::broker::Broker;
 use crate::error::BrokerError;
 use crate::group::coordinator::OFFSETS_TOPIC;
+use crate::group::records::STRING_BYTES_MAX;
 use crate::group::state::{
     CommitPartition, CommitRequest, GroupState, JoinRequest, JoinResult, SyncRequest, SyncResult,
 };
@@ -49,6 +50,27 @@ fn code(e: Option<ResponseError>) -> i16 {
 
 fn opt_string(s: &Option<StrBytes>) -> Option<String> {
     s.as_ref().map(|s| s.to_string())
+}
+
+/// Whether every string fits a `__consumer_offsets` record (int16
+/// lengths). Flexible request versions can carry longer ones; they are
+/// refused before the coordinator sees them.
+fn fits(strings: &[&str]) -> bool {
+    strings.iter().all(|s| s.len() <= STRING_BYTES_MAX)
+}
+
+/// The client id as member ids are built from it (`<client id>-<uuid>`),
+/// shortened so the member id fits a record.
+fn member_id_client_id(client_id: &str) -> String {
+    let max = STRING_BYTES_MAX - 40;
+    if client_id.len() <= max {
+        return client_id.to_string();
+    }
+    let mut end = max;
+    while !client_id.is_char_boundary(end) {
+        end -= 1;
+    }
+    client_id[..end].to_string()
 }
 
 /// How Kafka writes a client's address in group descriptions.
@@ -221,6 +243,26 @@ pub async fn join_group(
     version: i16,
 ) -> JoinGroupResponse {
     let member_id = req.member_id.to_string();
+    let mut strings = vec![
+        req.member_id.as_str(),
+        req.protocol_type.as_str(),
+        req.group_instance_id.as_deref().unwrap_or(""),
+    ];
+    strings.extend(req.protocols.iter().map(|p| p.name.as_str()));
+    let refused = if !fits(&[req.group_id.as_str()]) {
+        Some(ResponseError::InvalidGroupId)
+    } else if !fits(&strings) {
+        Some(ResponseError::InvalidRequest)
+    } else {
+        None
+    };
+    if let Some(e) = refused {
+        return JoinGroupResponse::default()
+            .with_error_code(e.code())
+            .with_generation_id(-1)
+            .with_member_id(req.member_id)
+            .with_protocol_name((version < 7).then(StrBytes::default));
+    }
     let join = JoinRequest {
         group_id: req.group_id.to_string(),
         member_id: member_id.clone(),
@@ -238,7 +280,7 @@ pub async fn join_group(
             .iter()
             .map(|p| (p.name.to_string(), p.metadata.clone()))
             .collect(),
-        client_id: client_id.to_string(),
+        client_id: member_id_client_id(client_id),
         client_host: client_host(ctx),
         require_known_member_id: version >= 4 && req.group_instance_id.is_none(),
         supports_skip_assignment: version >= 9,
@@ -383,6 +425,27 @@ pub fn offset_commit(
     version: i16,
 ) -> OffsetCommitResponse {
     let image = broker.image();
+    if !fits(&[req.group_id.as_str()]) {
+        return OffsetCommitResponse::default().with_topics(
+            req.topics
+                .iter()
+                .map(|t| {
+                    OffsetCommitResponseTopic::default()
+                        .with_name(t.name.clone())
+                        .with_partitions(
+                            t.partitions
+                                .iter()
+                                .map(|p| {
+                                    OffsetCommitResponsePartition::default()
+                                        .with_partition_index(p.partition_index)
+                                        .with_error_code(ResponseError::InvalidGroupId.code())
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        );
+    }
     // Partitions of unknown topics are answered here; the rest go to the
     // coordinator in request order.
     let mut plan: Vec<(String, PartitionErrors)> = Vec::new();
@@ -394,7 +457,13 @@ pub fn offset_commit(
             let known = image
                 .topic(&name)
                 .is_some_and(|ti| ti.partitions.contains_key(&p.partition_index));
-            if known {
+            let metadata_len = p.committed_metadata.as_ref().map_or(0, |m| m.len());
+            if known && metadata_len > STRING_BYTES_MAX {
+                rows.push((
+                    p.partition_index,
+                    Some(ResponseError::OffsetMetadataTooLarge),
+                ));
+            } else if known {
                 partitions.push(CommitPartition {
                     topic: name.clone(),
                     partition: p.partition_index,
