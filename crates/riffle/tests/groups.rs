@@ -383,7 +383,6 @@ fn cells(row: &[&str]) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs the group coordinator"]
 fn a_consumer_group_through_its_life() {
     let server = Server::start();
     create_topic(&server, 2);
