@@ -6,8 +6,9 @@
     python3 docs/examples/kafka_python_example.py
 
 BOOTSTRAP (default localhost:9092) and TOPIC (default riffle-example-kp) come
-from the environment. Riffle has no consumer groups yet, so the consumer runs
-with group_id=None and assign().
+from the environment. The consumer reads with assign() and seek() and no
+group (group_id=None); docs/examples/confluent_kafka_example.py shows a
+consumer group.
 """
 
 import os

@@ -6,8 +6,8 @@
 #   bash docs/examples/kcat.sh
 #
 # BOOTSTRAP (default localhost:9092) and TOPIC (default riffle-example-kcat)
-# come from the environment. kcat -C without -G reads partitions directly
-# (no consumer group), which is what Riffle supports today.
+# come from the environment. kcat -C reads partitions directly; kcat -G
+# consumes in a consumer group and commits its position.
 set -euo pipefail
 
 BOOTSTRAP="${BOOTSTRAP:-localhost:9092}"
@@ -28,3 +28,10 @@ kcat -b "$BOOTSTRAP" -C -t "$TOPIC" -o beginning -e -q \
 
 # 4. The offset of the first message at or after a timestamp (ms), here an hour ago.
 kcat -b "$BOOTSTRAP" -Q -t "$TOPIC:0:$(( ($(date +%s) - 3600) * 1000 ))"
+
+# 5. Consume in the consumer group riffle-example-kcat (-G): the group commits
+#    its position, so running the script again prints only the new messages
+#    (a group without a committed position starts at the earliest offset;
+#    -o would override the committed position).
+kcat -b "$BOOTSTRAP" -G riffle-example-kcat -X auto.offset.reset=earliest -e -q \
+    -f 'group read partition %p offset %o value=%s\n' "$TOPIC"

@@ -25,10 +25,17 @@ async fn api_versions_lists_served_apis_and_answers_unknown_versions_with_v0() {
     assert_eq!(r.error_code, 0);
     let produce = r.api_keys.iter().find(|k| k.api_key == 0).unwrap();
     assert_eq!((produce.min_version, produce.max_version), (3, 12));
-    assert!(r
+    // The classic group APIs are served; the KIP-848 consumer protocol and
+    // transactions are not, and are not advertised.
+    let join = r
         .api_keys
         .iter()
-        .all(|k| k.api_key != ApiKey::JoinGroup as i16));
+        .find(|k| k.api_key == ApiKey::JoinGroup as i16)
+        .unwrap();
+    assert_eq!((join.min_version, join.max_version), (0, 9));
+    for unserved in [ApiKey::ConsumerGroupHeartbeat, ApiKey::InitProducerId] {
+        assert!(r.api_keys.iter().all(|k| k.api_key != unserved as i16));
+    }
 
     // ApiVersions v127 (a v3 body with the version field raised): a v0
     // body with UNSUPPORTED_VERSION and the ranges, under header v0.

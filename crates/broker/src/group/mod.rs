@@ -1,5 +1,5 @@
 //! The group coordinator.
 
+pub mod coordinator;
 pub mod records;
 pub mod state;
-pub mod coordinator;
