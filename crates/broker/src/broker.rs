@@ -143,7 +143,11 @@ impl Broker {
             effective.default_log_config(),
             &image,
         )?;
-        let groups = Coordinator::new(config.node_id, coordinator_config(&effective));
+        let groups = Coordinator::new(
+            config.node_id,
+            coordinator_config(&effective),
+            effective.offsets_load_buffer_size.max(1) as u64,
+        );
         groups.on_metadata(&image, &replicas);
         Ok(Broker {
             groups,

@@ -541,7 +541,7 @@ pub const CONFIG_DEFS: &[ConfigDef] = &[
     def("offsets.retention.check.interval.ms", K::Long, Some("600000"), V::AtLeast(1), false, true,
         "How often the group coordinator looks for expired committed offsets."),
     def("offsets.commit.timeout.ms", K::Int, Some("5000"), V::AtLeast(1), false, true,
-        "How long an offset commit waits for its write to __consumer_offsets before failing with REQUEST_TIMED_OUT."),
+        "Accepted for compatibility: with one replica an offset commit's write completes when it returns."),
     def("offset.metadata.max.bytes", K::Int, Some("4096"), V::None, false, true,
         "The longest metadata string an offset commit may carry (OFFSET_METADATA_TOO_LARGE beyond it)."),
     def("offsets.topic.segment.bytes", K::Int, Some("104857600"), V::AtLeast(1), false, true,

@@ -47,6 +47,9 @@ struct Inner {
 #[derive(Debug)]
 pub struct Coordinator {
     node_id: i32,
+    /// `offsets.load.buffer.size`: the size of the reads that load a
+    /// partition.
+    load_buffer_bytes: u64,
     inner: Mutex<Inner>,
     /// Woken when a deadline may have moved closer.
     wake: Notify,
@@ -89,9 +92,10 @@ pub fn coordinator_config(config: &BrokerConfig) -> CoordinatorConfig {
 }
 
 impl Coordinator {
-    pub fn new(node_id: i32, config: CoordinatorConfig) -> Coordinator {
+    pub fn new(node_id: i32, config: CoordinatorConfig, load_buffer_bytes: u64) -> Coordinator {
         Coordinator {
             node_id,
+            load_buffer_bytes: load_buffer_bytes.max(1),
             inner: Mutex::new(Inner {
                 core: GroupCoordinator::new(config),
                 replies: HashMap::new(),
@@ -230,7 +234,7 @@ impl Coordinator {
         }
         for &p in led.difference(&owned) {
             self.lock().core.begin_load(p);
-            let loaded = load_records(replicas, p);
+            let loaded = load_records(replicas, p, self.load_buffer_bytes);
             let mut inner = self.lock();
             match loaded {
                 Ok(recs) => inner.core.load_partition(p, recs, now_ms()),
@@ -283,11 +287,12 @@ impl Coordinator {
 fn load_records(
     replicas: &ReplicaManager,
     partition: i32,
+    buffer_bytes: u64,
 ) -> Result<Vec<records::GroupRecord>, String> {
     let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), partition);
     let (start, _hw, end) = replicas.offsets(&tp).map_err(|e| format!("{e:?}"))?;
     let mut offset = start;
-    let mut max_bytes: u64 = 5 * 1024 * 1024;
+    let mut max_bytes = buffer_bytes;
     let mut out = Vec::new();
     let mut skipped = 0usize;
     while offset < end {
