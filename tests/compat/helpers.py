@@ -472,12 +472,16 @@ class CkGroupMember:
         for e in self.rebalances():
             parts = {tuple(p) for p in e["partitions"]}
             owned = owned | parts if e["event"] == "assign" else owned - parts
-            reported = {tuple(p) for p in e["assignment"]}
+            # None: the client could not say (a callback from inside close()).
+            reported = {tuple(p) for p in e["assignment"]} if e["assignment"] is not None else set(owned)
         return owned, reported
 
     def generation(self) -> int | None:
-        r = self.rebalances()
-        return r[-1]["generation"] if r else None
+        known = [e["generation"] for e in self.rebalances() if e["generation"] is not None]
+        return known[-1] if known else None
+
+    def close_errors(self) -> list[dict]:
+        return self._events("close_error")
 
     def consumed(self) -> list[tuple[int, int, str]]:
         return [(e["partition"], e["offset"], e["value"]) for e in self._events("message")]
@@ -553,8 +557,12 @@ def ck_group_member_main(conf_json: str, topics_json: str) -> None:
         return sorted([tp.topic, tp.partition] for tp in parts)
 
     def report(kind, parts):
-        emit(event=kind, partitions=tps(parts), assignment=tps(consumer.assignment()),
-             generation=ck_generation(consumer)[0], member_id=ck_generation(consumer)[1])
+        try:
+            assignment = tps(consumer.assignment())
+            generation, member_id = ck_generation(consumer)
+        except Exception:  # noqa: BLE001 - inside close() the handle can no longer answer
+            assignment, generation, member_id = None, None, None
+        emit(event=kind, partitions=tps(parts), assignment=assignment, generation=generation, member_id=member_id)
 
     # librdkafka requires the rebalance callback to apply the change itself:
     # (un)assign for the eager protocols, incremental_(un)assign for cooperative.
@@ -600,6 +608,6 @@ def ck_group_member_main(conf_json: str, topics_json: str) -> None:
                 emit(event="store_failed", str=str(e))
     try:
         consumer.close()
-    except KafkaException as e:
+    except Exception as e:  # noqa: BLE001 - reported to the test, which decides
         emit(event="close_error", str=str(e))
     emit(event="closed")

@@ -154,7 +154,12 @@ def test_membership_changes_one_owner_per_partition_nothing_skipped(group_broker
         return m
 
     def settled(live, what):
-        return wait_group_settled(admin, group, topic, PARTITIONS, live, what=what)
+        wait_group_settled(admin, group, topic, PARTITIONS, live, what=what)
+        # And each live member goes on reading (the producer never pauses).
+        before = {m.name: len(m.consumed()) for m in live}
+        wait_until(lambda: (all(len(m.consumed()) > before[m.name] for m in live),
+                            {m.name: len(m.consumed()) - before[m.name] for m in live}),
+                   60, f"every live member to read new messages {what}")
 
     producer = ProducerLoop(b.bootstrap, topic, PARTITIONS)
     try:
@@ -193,6 +198,8 @@ def test_membership_changes_one_owner_per_partition_nothing_skipped(group_broker
     for m in everyone:
         fatal = [e for e in m.errors() if e["fatal"]]
         assert not fatal, f"{m.name} had fatal errors: {fatal}"
+    for m in (m1, m3, m4):
+        assert not m.close_errors(), f"{m.name}: {m.close_errors()}"
     # Closed members revoked everything they held (eager: all at once;
     # cooperative: what was still theirs).
     for m in (m1, m3, m4):
@@ -390,7 +397,10 @@ def test_commit_metadata_and_leader_epoch_round_trip(group_broker):
     produce_all(ck_producer(b.bootstrap), topic, [{"value": b"x", "partition": p} for p in range(3) for _ in range(10)])
     group = unique_topic("grp-meta")
     admin = ck_admin(b.bootstrap)
-    long_metadata = "m" * 4096  # offset.metadata.max.bytes, the most a commit may carry
+    # offset.metadata.max.bytes (4096) is the most a commit may carry.
+    # confluent-kafka sends metadata with its terminating NUL byte (kafka-python
+    # reads "abc" back as "abc\0"), so 4095 characters are the 4096 bytes.
+    long_metadata = "m" * 4095
     c = ck_group_consumer(b.bootstrap, group)
     try:
         # A group without members: commits from a non-member (generation -1)

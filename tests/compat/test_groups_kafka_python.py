@@ -16,6 +16,7 @@ import pytest
 from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 from kafka import OffsetAndMetadata
+from kafka import errors as kerrors
 
 from helpers import (GROUP_FAST_OVERRIDES, GROUP_SESSION_TIMEOUT_MS, ProducerLoop,
                      assert_no_committed_message_skipped, ck_admin, committed_offsets, create_topic, describe_group,
@@ -130,7 +131,12 @@ def test_kafka_python_group_membership_changes(group_broker, kp_members):
         return m
 
     def settled(live, what):
-        return wait_group_settled(admin, group, topic, PARTITIONS, live, what=what)
+        wait_group_settled(admin, group, topic, PARTITIONS, live, what=what)
+        # And each live member goes on reading (the producer never pauses).
+        before = {m.name: len(m.consumed()) for m in live}
+        wait_until(lambda: (all(len(m.consumed()) > before[m.name] for m in live),
+                            {m.name: len(m.consumed()) - before[m.name] for m in live}),
+                   60, f"every live member to read new messages {what}")
 
     producer = ProducerLoop(b.bootstrap, topic, PARTITIONS)
     try:
@@ -184,5 +190,13 @@ def test_kafka_python_commit_metadata_round_trip(group_broker):
         got1 = c.committed(tp1, metadata=True)
         assert (got1.offset, got1.metadata) == (0, "")
         assert got1.leader_epoch in (None, -1)
+
+        # offset.metadata.max.bytes (4096): at the limit is accepted, one byte
+        # more is OFFSET_METADATA_TOO_LARGE and leaves the last commit in place.
+        c.commit({tp1: OffsetAndMetadata(5, "m" * 4096, -1)})
+        assert c.committed(tp1, metadata=True).metadata == "m" * 4096
+        with pytest.raises(kerrors.OffsetMetadataTooLargeError):
+            c.commit({tp1: OffsetAndMetadata(6, "m" * 4097, -1)})
+        assert c.committed(tp1, metadata=True)[:2] == (5, "m" * 4096)
     finally:
         c.close()

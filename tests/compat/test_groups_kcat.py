@@ -83,7 +83,7 @@ def test_kcat_balanced_consumers_split_partitions_and_commit(group_broker, tmp_p
             owned = sorted(p for parts in by_client.values() for p in parts)
             ok = (d.state == ConsumerGroupState.STABLE and len(d.members) == len(names)
                   and sorted(by_client) == sorted(names) and owned == all_parts)
-            return ok, f"state {d.state}, assignment {by_client}"
+            return ok, (by_client if ok else f"state {d.state}, assignment {by_client}")
         return wait_until(check, 60, f"kcat group to settle with {names}")
 
     kcats = []
