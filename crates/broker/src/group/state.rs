@@ -1256,7 +1256,7 @@ impl GroupCoordinator {
                     Err(e) => {
                         let e = coordinator_error(e);
                         info!(group = %group.id, "storing the group assignment failed: {e:?}");
-                        propagate_sync_error(group, e, &mut out);
+                        propagate_sync_error(group, e, now, &mut out);
                         prepare_rebalance(
                             group,
                             now,
@@ -1929,7 +1929,7 @@ fn maybe_prepare_rebalance(group: &mut Group, now: i64, reason: &str, out: &mut 
 
 fn prepare_rebalance(group: &mut Group, now: i64, reason: &str, out: &mut Vec<Output>) {
     if group.state == GroupState::CompletingRebalance {
-        propagate_sync_error(group, ResponseError::RebalanceInProgress, out);
+        propagate_sync_error(group, ResponseError::RebalanceInProgress, now, out);
     }
     group.pending_sync.clear();
     group.sync_deadline = None;
@@ -1950,12 +1950,15 @@ fn prepare_rebalance(group: &mut Group, now: i64, reason: &str, out: &mut Vec<Ou
 }
 
 /// Answers every parked SyncGroup with `error` and forgets the
-/// assignments of the generation.
-fn propagate_sync_error(group: &mut Group, error: ResponseError, out: &mut Vec<Output>) {
+/// assignments of the generation. A member answered starts a new session,
+/// as in Kafka's `propagateAssignment`: its heartbeats were not due while
+/// it waited, so its old deadline may have passed long ago.
+fn propagate_sync_error(group: &mut Group, error: ResponseError, now: i64, out: &mut Vec<Output>) {
     for m in group.members.values_mut() {
         m.assignment = Bytes::new();
         if let Some(r) = m.awaiting_sync.take() {
             out.push(Output::Sync(r, SyncResult::error(error)));
+            m.heartbeat_deadline = now + m.session_timeout_ms as i64;
         }
     }
 }
