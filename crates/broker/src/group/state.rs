@@ -819,6 +819,7 @@ impl GroupCoordinator {
             return fail(ResponseError::InconsistentGroupProtocol);
         }
         if unknown {
+            let group_id = req.group_id.clone();
             let prefix = req.group_instance_id.as_deref().unwrap_or(&req.client_id);
             let new_id = format!("{prefix}-{}", uuid::Uuid::new_v4());
             match req.group_instance_id.clone() {
@@ -841,11 +842,15 @@ impl GroupCoordinator {
                 }
                 None => add_member(group, &req, new_id, reply, now, &mut out),
             }
+            // As after every join (Kafka's handleJoinGroup): the member
+            // may have been the last one the rebalance waited for.
+            self.try_complete_join(&group_id, now, log, &mut out);
             return out;
         }
         if group.pending_members.remove(&req.member_id).is_some() {
             let id = req.member_id.clone();
             add_member(group, &req, id, reply, now, &mut out);
+            self.try_complete_join(&req.group_id, now, log, &mut out);
             return out;
         }
         let instance_unknown = req
