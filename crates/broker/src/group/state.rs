@@ -440,6 +440,10 @@ impl Group {
     }
 
     /// Kafka's `acceptJoiningMember`: whether `group.max.size` leaves room.
+    /// While a rebalance is prepared the members already awaiting the join
+    /// count (the group may be over a lowered limit, and this lets the last
+    /// ones to rejoin be the ones refused); otherwise the members do.
+    /// Pending member ids do not count: they are only ids handed out.
     fn accepts_member(&self, member_id: &str, max_size: i32) -> bool {
         let max = max_size.max(0) as usize;
         match self.state {
@@ -453,12 +457,10 @@ impl Group {
                         .values()
                         .filter(|m| m.awaiting_join.is_some())
                         .count()
-                        + self.pending_members.len()
                         < max
             }
             GroupState::CompletingRebalance | GroupState::Stable => {
-                self.members.contains_key(member_id)
-                    || self.members.len() + self.pending_members.len() < max
+                self.members.contains_key(member_id) || self.members.len() < max
             }
         }
     }
@@ -809,8 +811,17 @@ impl GroupCoordinator {
         let max_size = self.config.max_size;
         let group = self.groups.get_mut(&req.group_id).expect("inserted above");
         if !group.accepts_member(&req.member_id, max_size) {
-            info!(group = %group.id, max_size, "join refused: group.max.size reached");
-            return fail(ResponseError::GroupMaxSizeReached);
+            info!(group = %group.id, member = %req.member_id, max_size, "join refused: group.max.size reached");
+            // Kafka removes the refused member (a pending one, or one that
+            // had not rejoined yet), so the rebalance does not wait for it.
+            group.pending_members.remove(&req.member_id);
+            remove_member(group, &req.member_id, &mut out);
+            out.push(Output::Join(
+                reply,
+                JoinResult::error("", ResponseError::GroupMaxSizeReached),
+            ));
+            self.try_complete_join(&req.group_id, now, log, &mut out);
+            return out;
         }
         if group.state == GroupState::Dead {
             return fail(ResponseError::CoordinatorNotAvailable);
