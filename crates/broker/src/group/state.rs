@@ -632,7 +632,8 @@ impl GroupCoordinator {
 
     /// Installs the groups and offsets of a partition from its records
     /// (in log order) and starts serving it. Groups with members come back
-    /// Stable, their members' sessions restarted at `now`.
+    /// Stable, their members' sessions restarted at `now`; a group with more
+    /// members than `group.max.size` starts a rebalance.
     pub fn load_partition(
         &mut self,
         partition: i32,
@@ -723,6 +724,19 @@ impl GroupCoordinator {
                 } else {
                     GroupState::Stable
                 };
+                if group.members.len() > self.config.max_size.max(0) as usize {
+                    // Kafka's onGroupLoaded: group.max.size was lowered
+                    // since; the rebalance lets the members beyond it go
+                    // (after committing their offsets).
+                    let mut none = Vec::new();
+                    prepare_rebalance(
+                        &mut group,
+                        now,
+                        "the loaded group is over group.max.size",
+                        &mut none,
+                    );
+                    assert!(none.is_empty(), "a loaded group has no parked requests");
+                }
             }
             group.offsets = offsets.remove(&name).unwrap_or_default();
             self.groups.insert(name, group);
