@@ -1568,17 +1568,19 @@ impl GroupCoordinator {
             .get_mut(group_id)
             .filter(|g| g.state != GroupState::Dead)
             .ok_or(ResponseError::GroupIdNotFound)?;
+        // `None`: the subscriptions cannot be read, so every topic counts
+        // as subscribed, to be safe (Kafka's isSubscribedToTopic).
         let subscribed = if group.state == GroupState::Empty {
-            BTreeSet::new()
+            Some(BTreeSet::new())
         } else if group.protocol_type.as_deref() == Some("consumer") {
-            group.subscribed_topics().unwrap_or_default()
+            group.subscribed_topics()
         } else {
             return Err(ResponseError::NonEmptyGroup);
         };
         let mut results = Vec::with_capacity(partitions.len());
         let mut batch = Vec::new();
         for (topic, p) in partitions {
-            if subscribed.contains(topic) {
+            if subscribed.as_ref().is_none_or(|s| s.contains(topic)) {
                 results.push(Some(ResponseError::GroupSubscribedToTopic));
                 continue;
             }
