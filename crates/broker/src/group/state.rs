@@ -1817,29 +1817,41 @@ impl GroupCoordinator {
                 continue;
             }
             let group = self.groups.get_mut(&name).expect("listed");
+            // Kafka's removeExpiredOffsets: the group's state picks the
+            // offsets that may expire and the time retention counts from;
+            // an offset's own expire timestamp (OffsetCommit v2-v4) only
+            // replaces the latter.
             let subscribed = group.subscribed_topics();
-            let expired: Vec<(String, i32)> = group
-                .offsets
-                .iter()
-                .filter(|((topic, _), c)| {
-                    if c.expire_timestamp >= 0 {
-                        return now >= c.expire_timestamp;
-                    }
-                    match (group.state, &group.protocol_type) {
-                        // An empty consumer group: from the time it emptied.
-                        (GroupState::Empty, Some(_)) => now >= group.state_timestamp + retention,
-                        // Offsets only (no group management).
-                        (_, None) => now >= c.commit_timestamp + retention,
-                        // A live consumer group: topics it no longer reads.
-                        (GroupState::Stable, Some(_)) => {
-                            subscribed.as_ref().is_some_and(|s| !s.contains(topic))
-                                && now >= c.commit_timestamp + retention
+            let rule = match (group.state, &group.protocol_type) {
+                // An empty group: from the time it emptied.
+                (GroupState::Empty, Some(_)) => Some((Some(group.state_timestamp), None)),
+                // A stable consumer group: from the commit, for the topics
+                // it no longer reads.
+                (GroupState::Stable, Some(_)) if subscribed.is_some() => {
+                    Some((None, subscribed.as_ref()))
+                }
+                // Offsets only (no group management): from the commit.
+                (_, None) => Some((None, None)),
+                // A rebalancing group, or one whose topics are unknown.
+                _ => None,
+            };
+            let expired: Vec<(String, i32)> = match rule {
+                None => Vec::new(),
+                Some((since, subscribed)) => group
+                    .offsets
+                    .iter()
+                    .filter(|((topic, _), c)| {
+                        if subscribed.is_some_and(|s| s.contains(topic)) {
+                            return false;
                         }
-                        _ => false,
-                    }
-                })
-                .map(|(tp, _)| tp.clone())
-                .collect();
+                        if c.expire_timestamp >= 0 {
+                            return now >= c.expire_timestamp;
+                        }
+                        now >= since.unwrap_or(c.commit_timestamp) + retention
+                    })
+                    .map(|(tp, _)| tp.clone())
+                    .collect(),
+            };
             let mut batch: Vec<(Bytes, Option<Bytes>)> = expired
                 .iter()
                 .map(|(topic, p)| {
