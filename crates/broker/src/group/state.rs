@@ -742,11 +742,15 @@ impl GroupCoordinator {
             self.groups.insert(name, group);
             loaded += 1;
         }
-        info!(
-            partition,
-            groups = loaded,
-            "loaded __consumer_offsets partition"
-        );
+        if loaded > 0 {
+            info!(
+                partition,
+                groups = loaded,
+                "loaded __consumer_offsets partition"
+            );
+        } else {
+            debug!(partition, "loaded __consumer_offsets partition (no groups)");
+        }
         self.partitions.insert(partition, PartitionStatus::Active);
     }
 
