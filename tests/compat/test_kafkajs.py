@@ -1,8 +1,7 @@
 """kafkajs against Riffle, through tests/compat/kafkajs/test.js.
 
-kafkajs consumes only through consumer groups, which Riffle does not have
-yet, so test.js produces and administers, and this side reads the produced
-messages back with kcat.
+test.js produces and administers, and this side reads the produced messages
+back with kcat; group.js consumes in a consumer group.
 """
 
 from __future__ import annotations
@@ -44,3 +43,15 @@ def test_kafkajs(broker):
     for part in range(3):
         got = kcat_consume_json(broker.bootstrap, multi, part)
         assert [m["payload"] for m in got] == [f"partition {part}"]
+
+
+def test_kafkajs_consumer_group(broker):
+    """kafkajs consumers in a group (tests/compat/kafkajs/group.js): the
+    members split the partitions, every message is read once, commits
+    survive the members, and the admin client lists, describes and deletes
+    the group."""
+    node = shutil.which("node")
+    assert node, "node is not installed"
+    run([node, "group.js"], cwd=KAFKAJS_DIR, timeout_s=180,
+        env={"BOOTSTRAP": broker.bootstrap, "TOPIC_PREFIX": unique_topic("kafkajs-group"),
+             "KAFKAJS_NO_PARTITIONER_WARNING": "1"})

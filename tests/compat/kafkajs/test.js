@@ -2,10 +2,9 @@
 // `node test.js` with BOOTSTRAP (host:port) and TOPIC_PREFIX in the
 // environment; exits non-zero on the first failed check.
 //
-// kafkajs can only consume through a consumer group, and Riffle has no group
-// coordinator yet, so this script does not consume: it prints (as the last
-// line of stdout, JSON) every message it produced, and the pytest side reads
-// them back with kcat and compares.
+// This script does not consume (group.js does, in a consumer group): it
+// prints (as the last line of stdout, JSON) every message it produced, and
+// the pytest side reads them back with kcat and compares.
 
 'use strict'
 
