@@ -339,6 +339,14 @@ impl Broker {
                 );
             }
             self.groups.on_metadata(&next_image, &self.replicas);
+            if !delta.deleted_topics.is_empty() {
+                let deleted: Vec<String> = delta
+                    .deleted_topics
+                    .iter()
+                    .map(|(t, _, _)| t.clone())
+                    .collect();
+                self.groups.on_topics_deleted(&deleted, &self.replicas);
+            }
             debug!(offset = next_image.offset(), "metadata applied");
             self.image.send_replace(Arc::new(next_image));
             let mut due = self.snapshot_due.lock().unwrap_or_else(|p| p.into_inner());

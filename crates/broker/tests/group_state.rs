@@ -2662,3 +2662,31 @@ fn decoded_records_are_only_of_the_group_and_its_offsets() {
         }
     }
 }
+
+#[test]
+fn offsets_of_deleted_topics_are_removed_with_tombstones() {
+    let mut h = Harness::new();
+    let simple = commit_req("", -1, &[("gone", 0, 5), ("gone", 1, 6), ("kept", 0, 7)]);
+    assert_eq!(h.commit(&simple), Ok(vec![None, None, None]));
+    let removed = h
+        .coord
+        .remove_offsets_of_topics(&["gone".to_string()], &mut h.log);
+    assert_eq!(removed, 2);
+    assert_eq!(h.fetch("gone", 0), None);
+    assert_eq!(h.fetch("gone", 1), None);
+    assert_eq!(h.fetch("kept", 0).map(|c| c.offset), Some(7));
+    assert_eq!(
+        h.log.offset_tombstones(GROUP),
+        [("gone".to_string(), 0), ("gone".to_string(), 1)]
+            .into_iter()
+            .collect()
+    );
+    // Nothing left to remove: no further records.
+    let records = h.log.decoded().len();
+    assert_eq!(
+        h.coord
+            .remove_offsets_of_topics(&["gone".to_string()], &mut h.log),
+        0
+    );
+    assert_eq!(h.log.decoded().len(), records);
+}

@@ -248,6 +248,11 @@ impl Coordinator {
         }
     }
 
+    /// Topics were deleted: their committed offsets go too.
+    pub fn on_topics_deleted(&self, topics: &[String], replicas: &ReplicaManager) {
+        self.with_core(replicas, |c, log| c.remove_offsets_of_topics(topics, log));
+    }
+
     /// The timer loop: runs the core's timeouts until `shutdown` fires.
     pub async fn run_timers(
         &self,

@@ -1807,6 +1807,56 @@ impl GroupCoordinator {
         }
         out
     }
+    /// Deletes the committed offsets of topics that were deleted (Kafka's
+    /// `onPartitionsDeleted`), so a topic created again under the same name
+    /// does not inherit them. Returns how many offsets were removed.
+    pub fn remove_offsets_of_topics(&mut self, topics: &[String], log: &mut dyn GroupLog) -> usize {
+        if topics.is_empty() {
+            return 0;
+        }
+        let n = self.config.num_partitions;
+        let mut removed = 0;
+        for (name, group) in self.groups.iter_mut() {
+            let partition = records::partition_for(name, n);
+            if self.partitions.get(&partition) != Some(&PartitionStatus::Active) {
+                continue;
+            }
+            let gone: Vec<TopicPartitionKey> = group
+                .offsets
+                .keys()
+                .filter(|(t, _)| topics.contains(t))
+                .cloned()
+                .collect();
+            if gone.is_empty() {
+                continue;
+            }
+            let batch = gone
+                .iter()
+                .map(|(topic, p)| {
+                    (
+                        records::offset_key(&OffsetKey {
+                            group: name.clone(),
+                            topic: topic.clone(),
+                            partition: *p,
+                        }),
+                        None,
+                    )
+                })
+                .collect();
+            if let Err(e) = log.append(partition, batch) {
+                info!(group = %name, "removing offsets of deleted topics failed: {e:?}");
+                continue;
+            }
+            for tp in &gone {
+                group.offsets.remove(tp);
+            }
+            removed += gone.len();
+        }
+        if removed > 0 {
+            info!(offsets = removed, topics = ?topics, "removed committed offsets of deleted topics");
+        }
+        removed
+    }
 
     /// Expires committed offsets past `offsets.retention.minutes` and
     /// removes groups left with neither members nor offsets.
