@@ -14,7 +14,8 @@ admin APIs, offsets kept in __consumer_offsets). The rules each test checks:
 - group.initial.rebalance.delay.ms (KIP-134) puts members that join an empty
   group close together into the group's first generation.
 - A new consumer in a group starts at the committed offsets, also after the
-  broker restarts cleanly or crashes (an acknowledged commit is durable).
+  broker restarts cleanly or crashes (an acknowledged commit is durable); a
+  live group settles again after such restarts and skips nothing.
 - Static membership (KIP-345): a member that comes back with its
   group.instance.id within the session timeout gets its old assignment
   without a rebalance; a second live instance with the same id fences the
@@ -204,6 +205,57 @@ def test_membership_changes_one_owner_per_partition_nothing_skipped(group_broker
     # cooperative: what was still theirs).
     for m in (m1, m3, m4):
         assert m.views() == (set(), set()), f"{m.name} still holds {m.views()} after close()"
+
+
+def test_live_group_keeps_consuming_across_broker_restarts(group_broker, spawn):
+    """The coordinator reloads the group and its offsets from __consumer_offsets after a clean
+    restart and after kill -9; the members find it again and settle, and nothing committed
+    is skipped. The producer pauses across each restart so that every record in the log is
+    one whose delivery it saw (a retried produce could otherwise write a record twice)."""
+    b = group_broker
+    topic = unique_topic("grp-restart")
+    create_topic(b.bootstrap, topic, partitions=PARTITIONS)
+    group = unique_topic("grp-restart")
+    admin = ck_admin(b.bootstrap)
+    m1 = spawn("m1", b.bootstrap, group, [topic])
+    wait_group_settled(admin, group, topic, PARTITIONS, [m1])
+    m2 = spawn("m2", b.bootstrap, group, [topic])
+    wait_group_settled(admin, group, topic, PARTITIONS, [m1, m2])
+    produced: dict[tuple[int, int], str] = {}
+
+    def produce_a_while():
+        loop = ProducerLoop(b.bootstrap, topic, PARTITIONS)
+        try:
+            wait_until(lambda: (loop.delivered_count() >= 200, loop.delivered_count()), 60, "200 deliveries")
+        finally:
+            produced.update(loop.stop())
+
+    def settled_and_reading(what):
+        wait_group_settled(admin, group, topic, PARTITIONS, [m1, m2], what=what)
+        ends = end_offsets(b.bootstrap, topic, PARTITIONS)
+        wait_consumed_through([m1, m2], ends, f"the members to read everything {what}")
+
+    produce_a_while()
+    assert b.restart() == 0
+    settled_and_reading("after a clean broker restart")
+    produce_a_while()
+    b.kill()
+    b.start()
+    settled_and_reading("after kill -9 and restart")
+    produce_a_while()
+
+    ends = end_offsets(b.bootstrap, topic, PARTITIONS)
+    assert sum(ends.values()) == len(produced)
+    wait_committed(admin, group, topic, ends, "auto-commits to reach the end of every partition")
+    m1.close()
+    m2.close()
+    final = {p: tp.offset for p, tp in committed_offsets(admin, group, topic, PARTITIONS).items()}
+    assert final == ends
+    offsets, values = consumed_by_partition([m1, m2])
+    assert_no_committed_message_skipped(final, offsets, produced, values)
+    for m in (m1, m2):
+        fatal = [e for e in m.errors() if e["fatal"]]
+        assert not fatal, f"{m.name} had fatal errors: {fatal}"
 
 
 def test_initial_rebalance_delay_puts_quick_joiners_in_one_generation(broker, spawn):
