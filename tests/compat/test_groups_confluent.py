@@ -558,6 +558,9 @@ def test_admin_list_describe_alter_delete(group_broker, spawn):
             admin.delete_consumer_groups([unknown], request_timeout=ADMIN_TIMEOUT_S)[unknown].result(ADMIN_TIMEOUT_S)
         assert error_code(e.value) == KafkaError.GROUP_ID_NOT_FOUND
         assert unknown not in listed_groups(admin)
+        # DescribeGroups answers for an unknown group with the state Dead and no members.
+        d_unknown = describe_group(admin, unknown)
+        assert (d_unknown.state, d_unknown.members) == (ConsumerGroupState.DEAD, [])
         assert all(tp.offset < 0 for tp in committed_offsets(admin, unknown, topic, 3).values())
 
         # The member leaves: the group is Empty and keeps its offsets.
