@@ -604,3 +604,58 @@ def test_admin_list_describe_alter_delete(group_broker, spawn):
         assert error_code(e.value) == KafkaError.GROUP_ID_NOT_FOUND
     finally:
         kp.close()
+
+
+# ---------------------------------------------------------------- limits and topic deletion
+
+
+def test_join_beyond_group_max_size_is_refused(broker_factory, spawn):
+    """group.max.size: a JoinGroup that would take the group beyond it gets
+    GROUP_MAX_SIZE_REACHED, and the members already in the group keep it to themselves."""
+    b = broker_factory(*GROUP_FAST_OVERRIDES, "group.max.size=2")
+    topic = unique_topic("grp-max")
+    create_topic(b.bootstrap, topic, partitions=PARTITIONS)
+    group = unique_topic("grp-max")
+    admin = ck_admin(b.bootstrap)
+    m1 = spawn("m1", b.bootstrap, group, [topic])
+    wait_group_settled(admin, group, topic, PARTITIONS, [m1])
+    m2 = spawn("m2", b.bootstrap, group, [topic])
+    wait_group_settled(admin, group, topic, PARTITIONS, [m1, m2])
+    m3 = spawn("m3", b.bootstrap, group, [topic])
+    wait_for(lambda: [e for e in m3.errors() if e["code"] == KafkaError.GROUP_MAX_SIZE_REACHED], 60,
+             "the third member to be refused with GROUP_MAX_SIZE_REACHED")
+    wait_group_settled(admin, group, topic, PARTITIONS, [m1, m2], what="with the third member refused")
+    assert m3.views() == (set(), set()), "a refused member must not be assigned partitions"
+
+
+def test_deleting_a_topic_deletes_its_committed_offsets(group_broker):
+    """Kafka removes a group's committed offsets of a topic when the topic is deleted, so a
+    topic created again under the same name starts without them."""
+    b = group_broker
+    topic = unique_topic("grp-deltopic")
+    keep = unique_topic("grp-keeptopic")
+    create_topic(b.bootstrap, topic, partitions=1)
+    create_topic(b.bootstrap, keep, partitions=1)
+    group = unique_topic("grp-deltopic")
+    admin = ck_admin(b.bootstrap)
+    c = ck_group_consumer(b.bootstrap, group)
+    try:
+        commit_sync(c, [TopicPartition(topic, 0, 3), TopicPartition(keep, 0, 2)])
+    finally:
+        c.close()
+    assert committed_offsets(admin, group, topic, 1)[0].offset == 3
+
+    admin.delete_topics([topic], request_timeout=ADMIN_TIMEOUT_S)[topic].result(ADMIN_TIMEOUT_S)
+    wait_until(lambda: (committed_offsets(admin, group, topic, 1)[0].offset < 0,
+                        committed_offsets(admin, group, topic, 1)[0]), 60,
+               "the deleted topic's committed offset to go")
+    assert committed_offsets(admin, group, keep, 1)[0].offset == 2, "another topic's offset went too"
+
+    create_topic(b.bootstrap, topic, partitions=1)
+    produce_all(ck_producer(b.bootstrap), topic, [{"value": f"new-{i}".encode()} for i in range(5)])
+    c = ck_group_consumer(b.bootstrap, group)
+    try:
+        c.subscribe([topic])
+        assert first_offsets(c, topic, 1) == {0: 0}, "the new topic started at the old topic's committed offset"
+    finally:
+        c.close()
