@@ -22,6 +22,8 @@ admin APIs, offsets kept in __consumer_offsets). The rules each test checks:
   first (FENCED_INSTANCE_ID).
 - Commit metadata and leader epochs round-trip; metadata longer than
   offset.metadata.max.bytes fails with OFFSET_METADATA_TOO_LARGE.
+- group.max.size refuses a join beyond it (GROUP_MAX_SIZE_REACHED); deleting
+  a topic deletes the groups' committed offsets of it.
 - The admin API (ListGroups with a states filter, DescribeGroups,
   OffsetFetch, OffsetCommit from the admin client, OffsetDelete,
   DeleteGroups) with the errors Kafka returns for active, empty and unknown
