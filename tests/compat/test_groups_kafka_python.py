@@ -3,13 +3,18 @@
 kafka-python negotiates its own versions of JoinGroup, SyncGroup, Heartbeat,
 LeaveGroup, OffsetCommit and OffsetFetch and runs its own assignor, so it
 checks the coordinator along other code paths than librdkafka. The rule is
-the same as in test_groups_confluent.py: after every membership change, once
+the same as in test_groups_confluent.py: after every membership change (join,
+LeaveGroup, and a member killed with SIGKILL whose session times out), once
 the group is Stable, each partition has exactly one owner, and with
 auto-commit no message below a committed offset was skipped.
 """
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -117,6 +122,58 @@ class KpGroupMember(ConsumerRebalanceListener):
         assert self.error is None, f"{self.name} failed: {self.error!r}"
 
 
+# A kafka-python member in its own process, so that it can crash (SIGKILL):
+# it prints its assignment as a JSON line whenever it changes and never
+# commits, so what it read does not count towards the committed offsets.
+CRASH_MEMBER_SCRIPT = """
+import json, sys
+from kafka import KafkaConsumer
+bootstrap, group, topic, name, session = sys.argv[1:6]
+c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, client_id=name, enable_auto_commit=False,
+                  auto_offset_reset="earliest", session_timeout_ms=int(session), heartbeat_interval_ms=500)
+c.subscribe([topic])
+last = None
+while True:
+    c.poll(timeout_ms=200)
+    now = sorted([tp.topic, tp.partition] for tp in c.assignment())
+    if now != last:
+        print(json.dumps(now), flush=True)
+        last = now
+"""
+
+
+class KpCrashMember:
+    """A kafka-python group member in a subprocess, killed with SIGKILL so
+    that only its session timeout removes it from the group."""
+
+    def __init__(self, name: str, bootstrap: str, group: str, topic: str):
+        self.name = name
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", CRASH_MEMBER_SCRIPT, bootstrap, group, topic, name,
+             str(GROUP_SESSION_TIMEOUT_MS)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self._lock = threading.Lock()
+        self._assignment: set = set()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            parts = {(t, p) for t, p in json.loads(line)}
+            with self._lock:
+                self._assignment = parts
+
+    def views(self) -> tuple[set, set]:
+        assert self.proc.poll() is None, f"{self.name} exited with {self.proc.returncode}"
+        with self._lock:
+            return set(self._assignment), set(self._assignment)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(30)
+
+
 def test_kafka_python_group_membership_changes(group_broker, kp_members):
     b = group_broker
     topic = unique_topic("grp-kp")
@@ -150,6 +207,12 @@ def test_kafka_python_group_membership_changes(group_broker, kp_members):
         assert describe_group(admin, group).partition_assignor == "range"
         k1.close()
         settled([k2, k3], "after k1 closed (LeaveGroup)")
+        k4 = KpCrashMember("k4", b.bootstrap, group, topic)
+        try:
+            wait_group_settled(admin, group, topic, PARTITIONS, [k2, k3, k4], what="after k4 joined")
+        finally:
+            k4.kill()
+        settled([k2, k3], "after k4 was killed (its session timed out)")
     finally:
         produced = producer.stop()
 
