@@ -10,6 +10,7 @@ use riffle_metadata::{
 };
 
 use crate::handlers::METADATA_VERSION_FEATURE;
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use tokio::sync::{watch, Mutex};
 use tracing::{debug, error, info, warn};
 
@@ -466,6 +467,68 @@ impl Broker {
         self.catch_up_through(offset).await?;
         drop(controller);
         Ok(result.response)
+    }
+
+    /// Creates topics through the active controller: this node's own
+    /// controller when it is the active one, otherwise the active
+    /// controller over its controller listener (CreateTopics v7), after
+    /// which this call waits until the created topics are in this node's
+    /// image, so the caller can serve them at once.
+    pub async fn create_topics_via_controller(
+        &self,
+        req: CreateTopicsRequest,
+    ) -> Result<CreateTopicsResponse, BrokerError> {
+        const VERSION: i16 = 7;
+        match self.controller_id() {
+            Some(id) if id == self.config.node_id => {
+                self.controller_write(|c, image| c.create_topics(image, &req, VERSION))
+                    .await
+            }
+            Some(id) => {
+                let address = self.quorum.voters.get(&id).ok_or_else(|| {
+                    BrokerError::NotController(format!("the active controller {id} is not a voter"))
+                })?;
+                let response: CreateTopicsResponse = crate::forward::call(
+                    address,
+                    ApiKey::CreateTopics,
+                    VERSION,
+                    &format!("riffle-broker-{}", self.config.node_id),
+                    &req,
+                    COMMIT_TIMEOUT_MS,
+                )
+                .await?;
+                let created: Vec<String> = response
+                    .topics
+                    .iter()
+                    .filter(|t| t.error_code == 0)
+                    .map(|t| t.name.to_string())
+                    .collect();
+                self.wait_for_topics(&created).await?;
+                Ok(response)
+            }
+            None => Err(BrokerError::NotController(
+                "no active controller yet".into(),
+            )),
+        }
+    }
+
+    /// Waits until every topic of `names` is in this node's image.
+    async fn wait_for_topics(&self, names: &[String]) -> Result<(), BrokerError> {
+        let mut hw = self.quorum.high_watermark();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(COMMIT_TIMEOUT_MS);
+        loop {
+            self.catch_up()?;
+            let image = self.image();
+            if names.iter().all(|n| image.topic(n).is_some()) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, hw.changed())
+                .await
+                .is_err()
+            {
+                return Err(BrokerError::CommitTimeout(COMMIT_TIMEOUT_MS));
+            }
+        }
     }
 
     /// Read-only access to the controller (validation without writes).

@@ -14,6 +14,7 @@
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod forward;
 pub mod group;
 pub mod handlers;
 pub mod meta_properties;

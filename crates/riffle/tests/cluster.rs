@@ -481,3 +481,117 @@ fn a_node_behind_the_log_start_catches_up_from_a_snapshot() {
         cluster.logs()
     );
 }
+
+/// The coordinator of `group` as node `i` answers FindCoordinator (v4),
+/// once it names one.
+fn find_coordinator(cluster: &Cluster, i: usize, group: &str) -> Option<i32> {
+    let req = FindCoordinatorRequest::default()
+        .with_key_type(0)
+        .with_coordinator_keys(vec![StrBytes::from_string(group.to_string())]);
+    let resp: FindCoordinatorResponse =
+        call(cluster.broker_addr(i), ApiKey::FindCoordinator, 4, &req).ok()?;
+    let c = resp.coordinators.first()?;
+    (c.error_code == 0).then_some(c.node_id.0)
+}
+
+/// A simple commit (generation -1, no member) of `offset` for `topic`-0.
+fn commit(cluster: &Cluster, i: usize, group: &str, topic: &str, offset: i64) -> Option<i16> {
+    let req = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_partitions(vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)
+                        .with_committed_metadata(Some(StrBytes::from_static_str("cluster"))),
+                ]),
+        ]);
+    let resp: OffsetCommitResponse =
+        call(cluster.broker_addr(i), ApiKey::OffsetCommit, 8, &req).ok()?;
+    Some(resp.topics[0].partitions[0].error_code)
+}
+
+/// The committed offset of `topic`-0 (OffsetFetch v8), or the group's error.
+fn fetch(cluster: &Cluster, i: usize, group: &str, topic: &str) -> Option<Result<i64, i16>> {
+    let req = OffsetFetchRequest::default().with_groups(vec![
+        offset_fetch_request::OffsetFetchRequestGroup::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+            .with_topics(Some(vec![
+                offset_fetch_request::OffsetFetchRequestTopics::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partition_indexes(vec![0]),
+            ])),
+    ]);
+    let resp: OffsetFetchResponse =
+        call(cluster.broker_addr(i), ApiKey::OffsetFetch, 8, &req).ok()?;
+    let g = &resp.groups[0];
+    if g.error_code != 0 {
+        return Some(Err(g.error_code));
+    }
+    Some(Ok(g.topics[0].partitions[0].committed_offset))
+}
+
+#[test]
+fn groups_are_coordinated_by_every_node_and_survive_a_coordinator_restart() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.wait_for_leader(None);
+    // A node that is not the active controller: auto-creation and the
+    // creation of __consumer_offsets are forwarded to the controller.
+    let follower = (0..3).find(|&i| cluster.nodes[i].id != leader).unwrap();
+    let topic = "group-cluster";
+    wait_until("auto-creation through a follower", &cluster, || {
+        let req = MetadataRequest::default()
+            .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default(
+            )
+            .with_name(Some(TopicName(StrBytes::from_static_str(topic))))]))
+            .with_allow_auto_topic_creation(true);
+        call::<_, MetadataResponse>(cluster.broker_addr(follower), ApiKey::Metadata, 9, &req)
+            .is_ok_and(|r| r.topics[0].error_code == 0)
+    });
+    let groups: Vec<String> = (0..12).map(|i| format!("cluster-group-{i}")).collect();
+    let mut coordinators = Vec::new();
+    for g in &groups {
+        let mut found = None;
+        wait_until(&format!("a coordinator for {g}"), &cluster, || {
+            found = find_coordinator(&cluster, follower, g);
+            found.is_some()
+        });
+        coordinators.push(found.unwrap());
+    }
+    let distinct: std::collections::BTreeSet<i32> = coordinators.iter().copied().collect();
+    assert!(
+        distinct.len() > 1,
+        "every group landed on one node ({distinct:?}); the test needs several"
+    );
+    for (n, (g, &c)) in groups.iter().zip(&coordinators).enumerate() {
+        let at = cluster.index_of(c);
+        let mut code = None;
+        wait_until(&format!("a commit for {g} at node {c}"), &cluster, || {
+            code = commit(&cluster, at, g, topic, 100 + n as i64);
+            code == Some(0)
+        });
+        // Any other node is not the coordinator of this group.
+        let other = (at + 1) % 3;
+        assert_eq!(commit(&cluster, other, g, topic, 1), Some(16)); // NOT_COORDINATOR
+        assert_eq!(fetch(&cluster, at, g, topic), Some(Ok(100 + n as i64)));
+    }
+    // SIGKILL one coordinator and start it again: it reloads its groups'
+    // offsets from __consumer_offsets.
+    let victim = coordinators[0];
+    let vi = cluster.index_of(victim);
+    cluster.kill(vi);
+    cluster.start(vi);
+    for (n, (g, &c)) in groups.iter().zip(&coordinators).enumerate() {
+        if c != victim {
+            continue;
+        }
+        wait_until(
+            &format!("{g}'s offset after node {c} restarted"),
+            &cluster,
+            || fetch(&cluster, vi, g, topic) == Some(Ok(100 + n as i64)),
+        );
+    }
+}

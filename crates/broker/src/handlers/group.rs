@@ -143,9 +143,7 @@ async fn create_offsets_topic(broker: &Broker) -> Result<(), (ResponseError, Str
                 .with_value(Some(sb(config.offsets_topic_segment_bytes.to_string()))),
         ]);
     let req = CreateTopicsRequest::default().with_topics(vec![topic]);
-    let outcome = broker
-        .controller_write(|c, image| c.create_topics(image, &req, 7))
-        .await;
+    let outcome = broker.create_topics_via_controller(req).await;
     let unavailable = |m: String| (ResponseError::CoordinatorNotAvailable, m);
     match outcome {
         Ok(resp) => match resp.topics.first() {
@@ -165,7 +163,7 @@ async fn create_offsets_topic(broker: &Broker) -> Result<(), (ResponseError, Str
             None => Err(unavailable(format!("creating {OFFSETS_TOPIC} failed"))),
         },
         Err(BrokerError::NotController(m)) => Err(unavailable(format!(
-            "{OFFSETS_TOPIC} does not exist yet and this node cannot create it ({m})"
+            "{OFFSETS_TOPIC} does not exist yet and could not be created: {m}"
         ))),
         Err(e) => Err(unavailable(format!("creating {OFFSETS_TOPIC}: {e}"))),
     }

@@ -11,7 +11,9 @@ use tracing::{info, warn};
 
 use super::{is_internal_topic, ConnContext};
 use crate::broker::Broker;
+use crate::error::BrokerError;
 use crate::util::sb;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 
 /// Brokers with an endpoint on the listener the request came in on.
 fn endpoints(
@@ -25,6 +27,39 @@ fn endpoints(
             Some((b.id, e.host.clone(), e.port, b.rack.clone(), b.fenced))
         })
         .collect()
+}
+
+/// Auto-creates `name` with the controller's defaults: by this node's
+/// controller when it is the active one, otherwise forwarded to the active
+/// controller as a CreateTopics request.
+async fn auto_create(
+    broker: &Broker,
+    name: &str,
+) -> Result<Result<(), (i16, String)>, BrokerError> {
+    if broker.controller_id() == Some(broker.config.node_id) {
+        return broker
+            .controller_write(|c, img| c.auto_create_topic(img, name))
+            .await;
+    }
+    let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(TopicName(sb(name.to_string())))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)]);
+    let response = broker.create_topics_via_controller(req).await?;
+    Ok(match response.topics.first() {
+        Some(t) if t.error_code == 0 => Ok(()),
+        Some(t) => Err((
+            t.error_code,
+            t.error_message
+                .as_ref()
+                .map(|m| m.to_string())
+                .unwrap_or_default(),
+        )),
+        None => Err((
+            ResponseError::UnknownServerError.code(),
+            "no result for the topic".to_string(),
+        )),
+    })
 }
 
 fn topic_metadata(t: &TopicImage, version: i16) -> MetadataResponseTopic {
@@ -99,9 +134,7 @@ pub async fn handle(
                     ));
                     continue;
                 }
-                let outcome = broker
-                    .controller_write(|c, img| c.auto_create_topic(img, &name))
-                    .await;
+                let outcome = auto_create(broker, &name).await;
                 match outcome {
                     Ok(Ok(())) => {
                         info!(topic = %name, "auto-created topic");
