@@ -2,19 +2,12 @@
 //! API 62): the broker side that sends it over the controller listener,
 //! and the controller side that commits the RegisterBrokerRecord.
 
-use std::time::Duration;
-
-use bytes::BytesMut;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::broker_registration_request::Listener;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse, RequestHeader,
-    ResponseHeader,
+    ApiKey, BrokerId, BrokerRegistrationRequest, BrokerRegistrationResponse,
 };
-use kafka_protocol::protocol::{Decodable, Encodable};
 use riffle_metadata::{BrokerRegistration, ControllerResult, Endpoint};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::broker::Broker;
 use crate::error::BrokerError;
@@ -22,8 +15,6 @@ use crate::util::sb;
 
 /// The BrokerRegistration version Riffle nodes send each other.
 const VERSION: i16 = 2;
-/// Largest response accepted.
-const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 fn request(cluster_id: &str, r: &BrokerRegistration) -> BrokerRegistrationRequest {
     BrokerRegistrationRequest::default()
@@ -54,37 +45,15 @@ pub async fn register_remote(
     registration: &BrokerRegistration,
     timeout_ms: u64,
 ) -> Result<(), BrokerError> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(address).await?;
-        let mut body = BytesMut::new();
-        let key = ApiKey::BrokerRegistration;
-        RequestHeader::default()
-            .with_request_api_key(key as i16)
-            .with_request_api_version(VERSION)
-            .with_correlation_id(1)
-            .with_client_id(Some(sb(format!("riffle-broker-{}", registration.id))))
-            .encode(&mut body, key.request_header_version(VERSION))
-            .map_err(std::io::Error::other)?;
-        request(cluster_id, registration)
-            .encode(&mut body, VERSION)
-            .map_err(std::io::Error::other)?;
-        let mut frame = Vec::with_capacity(body.len() + 4);
-        frame.extend_from_slice(&(body.len() as i32).to_be_bytes());
-        frame.extend_from_slice(&body);
-        stream.write_all(&frame).await?;
-        let reply = riffle_protocol::read_frame(&mut stream, MAX_RESPONSE_BYTES)
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?
-            .ok_or_else(|| std::io::Error::other("connection closed"))?;
-        let mut reply = reply.freeze();
-        ResponseHeader::decode(&mut reply, key.response_header_version(VERSION))
-            .map_err(std::io::Error::other)?;
-        BrokerRegistrationResponse::decode(&mut reply, VERSION).map_err(std::io::Error::other)
-    };
-    let response = tokio::time::timeout(Duration::from_millis(timeout_ms), exchange)
-        .await
-        .map_err(|_| BrokerError::NotController(format!("no answer from {address}")))?
-        .map_err(|e| BrokerError::NotController(format!("{address}: {e}")))?;
+    let response: BrokerRegistrationResponse = crate::forward::call(
+        address,
+        ApiKey::BrokerRegistration,
+        VERSION,
+        &format!("riffle-broker-{}", registration.id),
+        &request(cluster_id, registration),
+        timeout_ms,
+    )
+    .await?;
     match ResponseError::try_from_code(response.error_code) {
         None => Ok(()),
         Some(e) => Err(BrokerError::NotController(format!(

@@ -158,22 +158,35 @@ impl Coordinator {
         self.wake.notify_one();
     }
 
+    /// Hands a request that may be parked to the core under a new reply
+    /// id; the receiver resolves when the core answers it.
+    fn park<R>(
+        &self,
+        replicas: &ReplicaManager,
+        reply: impl FnOnce(oneshot::Sender<R>) -> Reply,
+        run: impl FnOnce(&mut GroupCoordinator, ReplyId, &mut dyn GroupLog) -> Vec<Output>,
+    ) -> oneshot::Receiver<R> {
+        let (tx, rx) = oneshot::channel();
+        let mut inner = self.lock();
+        let id = inner.next_reply;
+        inner.next_reply += 1;
+        inner.replies.insert(id, reply(tx));
+        let mut log = OffsetsLog { replicas };
+        let out = run(&mut inner.core, id, &mut log);
+        Self::deliver(&mut inner, out);
+        self.run_due(&mut inner, replicas);
+        rx
+    }
+
     /// JoinGroup; resolves when the core answers.
     pub fn join(
         &self,
         replicas: &ReplicaManager,
         req: JoinRequest,
     ) -> oneshot::Receiver<JoinResult> {
-        let (tx, rx) = oneshot::channel();
-        let mut inner = self.lock();
-        let id = inner.next_reply;
-        inner.next_reply += 1;
-        inner.replies.insert(id, Reply::Join(tx));
-        let mut log = OffsetsLog { replicas };
-        let out = inner.core.join(req, id, now_ms(), &mut log);
-        Self::deliver(&mut inner, out);
-        self.run_due(&mut inner, replicas);
-        rx
+        self.park(replicas, Reply::Join, |core, id, log| {
+            core.join(req, id, now_ms(), log)
+        })
     }
 
     /// SyncGroup; resolves when the core answers.
@@ -182,16 +195,9 @@ impl Coordinator {
         replicas: &ReplicaManager,
         req: SyncRequest,
     ) -> oneshot::Receiver<SyncResult> {
-        let (tx, rx) = oneshot::channel();
-        let mut inner = self.lock();
-        let id = inner.next_reply;
-        inner.next_reply += 1;
-        inner.replies.insert(id, Reply::Sync(tx));
-        let mut log = OffsetsLog { replicas };
-        let out = inner.core.sync(req, id, now_ms(), &mut log);
-        Self::deliver(&mut inner, out);
-        self.run_due(&mut inner, replicas);
-        rx
+        self.park(replicas, Reply::Sync, |core, id, log| {
+            core.sync(req, id, now_ms(), log)
+        })
     }
 
     /// Runs `f` (which may produce parked answers) and delivers them.

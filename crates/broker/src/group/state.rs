@@ -1589,14 +1589,7 @@ impl GroupCoordinator {
                 continue;
             }
             if group.offsets.contains_key(&(topic.clone(), *p)) {
-                batch.push((
-                    records::offset_key(&OffsetKey {
-                        group: group_id.to_string(),
-                        topic: topic.clone(),
-                        partition: *p,
-                    }),
-                    None,
-                ));
+                batch.push(offset_tombstone(group_id, topic, *p));
             }
             results.push(None);
         }
@@ -1635,16 +1628,7 @@ impl GroupCoordinator {
         let mut batch: Vec<(Bytes, Option<Bytes>)> = group
             .offsets
             .keys()
-            .map(|(topic, p)| {
-                (
-                    records::offset_key(&OffsetKey {
-                        group: group_id.to_string(),
-                        topic: topic.clone(),
-                        partition: *p,
-                    }),
-                    None,
-                )
-            })
+            .map(|(topic, p)| offset_tombstone(group_id, topic, *p))
             .collect();
         batch.push((records::group_key(group_id), None));
         log.append(partition, batch).map_err(coordinator_error)?;
@@ -1832,16 +1816,7 @@ impl GroupCoordinator {
             }
             let batch = gone
                 .iter()
-                .map(|(topic, p)| {
-                    (
-                        records::offset_key(&OffsetKey {
-                            group: name.clone(),
-                            topic: topic.clone(),
-                            partition: *p,
-                        }),
-                        None,
-                    )
-                })
+                .map(|(topic, p)| offset_tombstone(name, topic, *p))
                 .collect();
             if let Err(e) = log.append(partition, batch) {
                 info!(group = %name, "removing offsets of deleted topics failed: {e:?}");
@@ -1908,16 +1883,7 @@ impl GroupCoordinator {
             };
             let mut batch: Vec<(Bytes, Option<Bytes>)> = expired
                 .iter()
-                .map(|(topic, p)| {
-                    (
-                        records::offset_key(&OffsetKey {
-                            group: name.clone(),
-                            topic: topic.clone(),
-                            partition: *p,
-                        }),
-                        None,
-                    )
-                })
+                .map(|(topic, p)| offset_tombstone(&name, topic, *p))
                 .collect();
             let remove_group = group.state == GroupState::Empty
                 && group.offsets.len() == expired.len()
@@ -1948,6 +1914,18 @@ impl GroupCoordinator {
 }
 
 // ---- Group helpers (free functions so the borrow of one group is enough) ----
+
+/// The tombstone of a committed offset.
+fn offset_tombstone(group: &str, topic: &str, partition: i32) -> (Bytes, Option<Bytes>) {
+    (
+        records::offset_key(&OffsetKey {
+            group: group.to_string(),
+            topic: topic.to_string(),
+            partition,
+        }),
+        None,
+    )
+}
 
 fn add_member(
     group: &mut Group,
