@@ -22,6 +22,7 @@ pub mod metadata_log;
 pub mod registration;
 pub mod replica;
 pub mod server;
+pub mod txn;
 pub mod util;
 
 pub use broker::Broker;

@@ -57,6 +57,16 @@ requests! {
     ListGroups(ListGroupsRequest),
     DescribeGroups(DescribeGroupsRequest),
     DeleteGroups(DeleteGroupsRequest),
+    InitProducerId(InitProducerIdRequest),
+    AddPartitionsToTxn(AddPartitionsToTxnRequest),
+    AddOffsetsToTxn(AddOffsetsToTxnRequest),
+    EndTxn(EndTxnRequest),
+    WriteTxnMarkers(WriteTxnMarkersRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
+    DescribeProducers(DescribeProducersRequest),
+    DescribeTransactions(DescribeTransactionsRequest),
+    ListTransactions(ListTransactionsRequest),
+    AllocateProducerIds(AllocateProducerIdsRequest),
 }
 
 /// A decoded request: its header, API and typed body.
@@ -288,6 +298,24 @@ mod tests {
             ApiKey::ListGroups => ListGroupsRequest::default().encode(&mut b, version),
             ApiKey::DescribeGroups => DescribeGroupsRequest::default().encode(&mut b, version),
             ApiKey::DeleteGroups => DeleteGroupsRequest::default().encode(&mut b, version),
+            ApiKey::InitProducerId => InitProducerIdRequest::default().encode(&mut b, version),
+            ApiKey::AddPartitionsToTxn => {
+                AddPartitionsToTxnRequest::default().encode(&mut b, version)
+            }
+            ApiKey::AddOffsetsToTxn => AddOffsetsToTxnRequest::default().encode(&mut b, version),
+            ApiKey::EndTxn => EndTxnRequest::default().encode(&mut b, version),
+            ApiKey::WriteTxnMarkers => WriteTxnMarkersRequest::default().encode(&mut b, version),
+            ApiKey::TxnOffsetCommit => TxnOffsetCommitRequest::default().encode(&mut b, version),
+            ApiKey::DescribeProducers => {
+                DescribeProducersRequest::default().encode(&mut b, version)
+            }
+            ApiKey::DescribeTransactions => {
+                DescribeTransactionsRequest::default().encode(&mut b, version)
+            }
+            ApiKey::ListTransactions => ListTransactionsRequest::default().encode(&mut b, version),
+            ApiKey::AllocateProducerIds => {
+                AllocateProducerIdsRequest::default().encode(&mut b, version)
+            }
             other => panic!("{other:?} is not served"),
         };
         r.unwrap();

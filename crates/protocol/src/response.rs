@@ -61,6 +61,16 @@ responses! {
     ListGroups(ListGroupsResponse),
     DescribeGroups(DescribeGroupsResponse),
     DeleteGroups(DeleteGroupsResponse),
+    InitProducerId(InitProducerIdResponse),
+    AddPartitionsToTxn(AddPartitionsToTxnResponse),
+    AddOffsetsToTxn(AddOffsetsToTxnResponse),
+    EndTxn(EndTxnResponse),
+    WriteTxnMarkers(WriteTxnMarkersResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
+    DescribeProducers(DescribeProducersResponse),
+    DescribeTransactions(DescribeTransactionsResponse),
+    ListTransactions(ListTransactionsResponse),
+    AllocateProducerIds(AllocateProducerIdsResponse),
 }
 
 impl Response {
@@ -128,6 +138,26 @@ impl Response {
             }
             ApiKey::DescribeLogDirs if version >= 3 => Response::DescribeLogDirs(
                 DescribeLogDirsResponse::default().with_error_code(error_code),
+            ),
+            ApiKey::InitProducerId => Response::InitProducerId(
+                InitProducerIdResponse::default()
+                    .with_error_code(error_code)
+                    .with_producer_id(ProducerId(-1))
+                    .with_producer_epoch(-1),
+            ),
+            ApiKey::AddOffsetsToTxn => Response::AddOffsetsToTxn(
+                AddOffsetsToTxnResponse::default().with_error_code(error_code),
+            ),
+            ApiKey::EndTxn => {
+                Response::EndTxn(EndTxnResponse::default().with_error_code(error_code))
+            }
+            ApiKey::ListTransactions => Response::ListTransactions(
+                ListTransactionsResponse::default().with_error_code(error_code),
+            ),
+            ApiKey::AllocateProducerIds => Response::AllocateProducerIds(
+                AllocateProducerIdsResponse::default()
+                    .with_error_code(error_code)
+                    .with_producer_id_start(ProducerId(-1)),
             ),
             _ => return None,
         })

@@ -819,3 +819,33 @@ pub fn delete_groups(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsR
         .collect();
     DeleteGroupsResponse::default().with_results(results)
 }
+
+/// TxnOffsetCommit: offsets committed inside a transaction (not wired yet).
+pub fn txn_offset_commit(
+    _broker: &Broker,
+    req: TxnOffsetCommitRequest,
+    _version: i16,
+) -> TxnOffsetCommitResponse {
+    use kafka_protocol::messages::txn_offset_commit_response::{
+        TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+    };
+    TxnOffsetCommitResponse::default().with_topics(
+        req.topics
+            .iter()
+            .map(|t| {
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(t.name.clone())
+                    .with_partitions(
+                        t.partitions
+                            .iter()
+                            .map(|p| {
+                                TxnOffsetCommitResponsePartition::default()
+                                    .with_partition_index(p.partition_index)
+                                    .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+                            })
+                            .collect(),
+                    )
+            })
+            .collect(),
+    )
+}

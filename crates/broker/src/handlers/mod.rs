@@ -12,6 +12,7 @@ mod group;
 mod metadata;
 mod offsets;
 mod produce;
+mod txn;
 
 use kafka_protocol::messages::api_versions_response::{
     ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
@@ -102,12 +103,27 @@ pub async fn handle(
             Response::DescribeGroups(group::describe_groups(broker, r, version))
         }
         Request::DeleteGroups(r) => Response::DeleteGroups(group::delete_groups(broker, r)),
+        Request::TxnOffsetCommit(r) => {
+            Response::TxnOffsetCommit(group::txn_offset_commit(broker, r, version))
+        }
+        Request::InitProducerId(_)
+        | Request::AddPartitionsToTxn(_)
+        | Request::AddOffsetsToTxn(_)
+        | Request::EndTxn(_)
+        | Request::WriteTxnMarkers(_)
+        | Request::DescribeProducers(_)
+        | Request::DescribeTransactions(_)
+        | Request::ListTransactions(_) => match txn::not_ready(frame.api_key, version) {
+            Some(r) => r,
+            None => return Err(format!("{:?} is not served yet", frame.api_key)),
+        },
         Request::Vote(_)
         | Request::BeginQuorumEpoch(_)
         | Request::EndQuorumEpoch(_)
         | Request::DescribeQuorum(_)
         | Request::FetchSnapshot(_)
-        | Request::BrokerRegistration(_) => {
+        | Request::BrokerRegistration(_)
+        | Request::AllocateProducerIds(_) => {
             return Err(format!(
                 "{:?} is served on the controller listener, not {}",
                 frame.api_key, ctx.listener

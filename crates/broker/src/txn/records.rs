@@ -1,0 +1,1 @@
+//! `__transaction_state` records in Kafka's formats.
