@@ -43,8 +43,8 @@ use crate::image::{
     BrokerRegistration, MetadataImage, CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC,
 };
 use crate::records::{
-    ConfigRecord, FeatureLevelRecord, MetadataRecord, PartitionRecord, RemoveTopicRecord,
-    TopicRecord, DIRECTORY_UNASSIGNED,
+    ConfigRecord, FeatureLevelRecord, MetadataRecord, PartitionRecord, ProducerIdsRecord,
+    RemoveTopicRecord, TopicRecord, DIRECTORY_UNASSIGNED,
 };
 use crate::topic_config::{validate_topic_config, validate_topic_configs, LIST_KEYS};
 
@@ -61,6 +61,10 @@ pub const METADATA_VERSION_3_9_IV0: i16 = 21;
 
 /// Kafka's internal topics (`Topic.isInternal`).
 pub const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
+/// How many producer ids one AllocateProducerIds hands out (Kafka's
+/// `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`).
+pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1000;
 
 /// IncrementalAlterConfigs operations (Kafka's `AlterConfigOp.OpType`).
 pub mod op_type {
@@ -261,6 +265,43 @@ impl Controller {
             record.broker_epoch = existing.epoch.saturating_add(1).max(broker.epoch);
         }
         vec![MetadataRecord::RegisterBroker(record)]
+    }
+
+    /// AllocateProducerIds: the next block of [`PRODUCER_ID_BLOCK_SIZE`]
+    /// producer ids for broker `broker_id`. Ids come from the metadata log
+    /// (`ProducerIdsRecord`), so they stay unique across restarts and
+    /// controller changes. A broker that is not registered, or registered
+    /// with another epoch, gets STALE_BROKER_EPOCH (Kafka checks the same);
+    /// -1 skips the epoch check (a combined node asking itself).
+    pub fn allocate_producer_ids(
+        &self,
+        image: &MetadataImage,
+        broker_id: i32,
+        broker_epoch: i64,
+    ) -> ControllerResult<Result<(i64, i32), ResponseError>> {
+        let refuse = |e| ControllerResult {
+            records: Vec::new(),
+            response: Err(e),
+        };
+        match image.broker(broker_id) {
+            None => return refuse(ResponseError::BrokerIdNotRegistered),
+            Some(b) if broker_epoch != -1 && b.epoch != broker_epoch => {
+                return refuse(ResponseError::StaleBrokerEpoch)
+            }
+            Some(_) => {}
+        }
+        let first = image.next_producer_id();
+        let Some(next) = first.checked_add(i64::from(PRODUCER_ID_BLOCK_SIZE)) else {
+            return refuse(ResponseError::UnknownServerError);
+        };
+        ControllerResult {
+            records: vec![MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id,
+                broker_epoch,
+                next_producer_id: next,
+            })],
+            response: Ok((first, PRODUCER_ID_BLOCK_SIZE)),
+        }
     }
 
     fn unfenced_brokers(&self, image: &MetadataImage) -> Vec<i32> {

@@ -135,6 +135,9 @@ pub struct MetadataImage {
     /// Explicitly set configs by (resource type, resource name).
     configs: Arc<BTreeMap<ConfigKey, BTreeMap<String, String>>>,
     features: Arc<BTreeMap<String, i16>>,
+    /// The first producer id of the next block the controller hands out
+    /// (`ProducerIdsRecord`); 0 before the first.
+    next_producer_id: i64,
 }
 
 impl Default for MetadataImage {
@@ -157,6 +160,7 @@ impl MetadataImage {
             brokers: Arc::default(),
             configs: Arc::default(),
             features: Arc::default(),
+            next_producer_id: 0,
         }
     }
 
@@ -213,6 +217,11 @@ impl MetadataImage {
     }
 
     /// All finalized features.
+    /// The first producer id of the next block (0 before any).
+    pub fn next_producer_id(&self) -> i64 {
+        self.next_producer_id
+    }
+
     pub fn features(&self) -> impl Iterator<Item = (&str, i16)> {
         self.features.iter().map(|(k, v)| (k.as_str(), *v))
     }
@@ -324,6 +333,18 @@ impl MetadataImage {
                 } else {
                     features.insert(r.name.clone(), r.feature_level);
                 }
+            }
+            MetadataRecord::ProducerIds(r) => {
+                if r.next_producer_id <= self.next_producer_id {
+                    return Err(inconsistent(
+                        offset,
+                        format!(
+                            "next producer id {} is not above the current {}",
+                            r.next_producer_id, self.next_producer_id
+                        ),
+                    ));
+                }
+                self.next_producer_id = r.next_producer_id;
             }
             MetadataRecord::NoOp(_) => {}
         }

@@ -29,7 +29,7 @@ pub mod topic_config;
 
 pub use controller::{
     is_internal_topic, validate_topic_name, BrokerConfigValidator, Controller, ControllerConfig,
-    ControllerResult,
+    ControllerResult, PRODUCER_ID_BLOCK_SIZE,
 };
 pub use image::{
     BrokerRegistration, MetadataDelta, MetadataImage, PartitionImage, TopicImage,
@@ -37,8 +37,8 @@ pub use image::{
 };
 pub use records::{
     decode_batches, encode_batch, ConfigRecord, Endpoint, FeatureLevelRecord, MetadataRecord,
-    NoOpRecord, PartitionChangeRecord, PartitionRecord, RegisterBrokerRecord, RemoveTopicRecord,
-    TopicRecord, UnregisterBrokerRecord,
+    NoOpRecord, PartitionChangeRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
+    RemoveTopicRecord, TopicRecord, UnregisterBrokerRecord,
 };
 
 /// Errors of this crate. Decoding errors mean a corrupt or foreign

@@ -225,6 +225,15 @@ pub struct FeatureLevelRecord {
     pub feature_level: i16,
 }
 
+/// Api key 15, version 0: the controller handed a block of producer ids
+/// to a broker; `next_producer_id` is the first id of the next block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerIdsRecord {
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    pub next_producer_id: i64,
+}
+
 /// Api key 20, version 0.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct NoOpRecord;
@@ -241,6 +250,7 @@ pub enum MetadataRecord {
     PartitionChange(PartitionChangeRecord),
     RemoveTopic(RemoveTopicRecord),
     FeatureLevel(FeatureLevelRecord),
+    ProducerIds(ProducerIdsRecord),
     NoOp(NoOpRecord),
 }
 
@@ -254,6 +264,7 @@ pub mod api_key {
     pub const PARTITION_CHANGE: i16 = 5;
     pub const REMOVE_TOPIC: i16 = 9;
     pub const FEATURE_LEVEL: i16 = 12;
+    pub const PRODUCER_IDS: i16 = 15;
     pub const NO_OP: i16 = 20;
 }
 
@@ -267,6 +278,7 @@ pub fn max_version(api_key: i16) -> Option<i16> {
         | api_key::CONFIG
         | api_key::REMOVE_TOPIC
         | api_key::FEATURE_LEVEL
+        | api_key::PRODUCER_IDS
         | api_key::NO_OP => Some(0),
         _ => None,
     }
@@ -522,6 +534,7 @@ impl MetadataRecord {
             MetadataRecord::PartitionChange(_) => api_key::PARTITION_CHANGE,
             MetadataRecord::RemoveTopic(_) => api_key::REMOVE_TOPIC,
             MetadataRecord::FeatureLevel(_) => api_key::FEATURE_LEVEL,
+            MetadataRecord::ProducerIds(_) => api_key::PRODUCER_IDS,
             MetadataRecord::NoOp(_) => api_key::NO_OP,
         }
     }
@@ -665,6 +678,12 @@ impl MetadataRecord {
             MetadataRecord::FeatureLevel(r) => {
                 put_str(b, &r.name);
                 b.put_i16(r.feature_level);
+                put_tagged(b, &[]);
+            }
+            MetadataRecord::ProducerIds(r) => {
+                b.put_i32(r.broker_id);
+                b.put_i64(r.broker_epoch);
+                b.put_i64(r.next_producer_id);
                 put_tagged(b, &[]);
             }
             MetadataRecord::NoOp(_) => {
@@ -875,6 +894,15 @@ impl MetadataRecord {
                 };
                 r.no_tagged_fields()?;
                 MetadataRecord::FeatureLevel(rec)
+            }
+            api_key::PRODUCER_IDS => {
+                let rec = ProducerIdsRecord {
+                    broker_id: r.i32("broker id")?,
+                    broker_epoch: r.i64("broker epoch")?,
+                    next_producer_id: r.i64("next producer id")?,
+                };
+                r.no_tagged_fields()?;
+                MetadataRecord::ProducerIds(rec)
             }
             api_key::NO_OP => {
                 r.no_tagged_fields()?;

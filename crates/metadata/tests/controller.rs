@@ -552,3 +552,47 @@ fn alter_configs_replaces_the_whole_set() {
     assert_eq!(configs.len(), 1);
     assert_eq!(configs.get("segment.ms").map(String::as_str), Some("5000"));
 }
+
+#[test]
+fn producer_id_blocks_are_consecutive_and_survive_a_snapshot() {
+    let c = controller();
+    let image = one_node();
+    let epoch = image.broker(1).unwrap().epoch;
+    let first = c.allocate_producer_ids(&image, 1, epoch);
+    assert_eq!(first.response, Ok((0, PRODUCER_ID_BLOCK_SIZE)));
+    let image = commit(&image, first.records);
+    let second = c.allocate_producer_ids(&image, 1, -1);
+    assert_eq!(second.response, Ok((1000, PRODUCER_ID_BLOCK_SIZE)));
+    let image = commit(&image, second.records);
+    assert_eq!(image.next_producer_id(), 2000);
+
+    // A restart replays the snapshot: the next block continues.
+    let reloaded =
+        MetadataImage::from_snapshot(image.offset() + 1, &image.to_snapshot_records()).unwrap();
+    assert_eq!(reloaded.next_producer_id(), 2000);
+    assert_eq!(
+        c.allocate_producer_ids(&reloaded, 1, -1).response,
+        Ok((2000, PRODUCER_ID_BLOCK_SIZE))
+    );
+
+    // Unknown brokers and stale epochs are refused without records.
+    let unknown = c.allocate_producer_ids(&image, 9, -1);
+    assert_eq!(unknown.response, Err(ResponseError::BrokerIdNotRegistered));
+    assert!(unknown.records.is_empty());
+    let stale = c.allocate_producer_ids(&image, 1, epoch + 5);
+    assert_eq!(stale.response, Err(ResponseError::StaleBrokerEpoch));
+}
+
+#[test]
+fn a_producer_ids_record_that_goes_backwards_is_inconsistent() {
+    let c = controller();
+    let image = one_node();
+    let block = c.allocate_producer_ids(&image, 1, -1);
+    let image = commit(&image, block.records.clone());
+    let replayed: Vec<_> = block
+        .records
+        .into_iter()
+        .map(|r| (image.offset() + 1, r))
+        .collect();
+    assert!(image.apply(&replayed).is_err());
+}

@@ -155,8 +155,32 @@ fn record() -> impl Strategy<Value = MetadataRecord> {
                 feature_level,
             })
         }),
+        (any::<i32>(), any::<i64>(), any::<i64>()).prop_map(|(b, e, n)| {
+            MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: b,
+                broker_epoch: e,
+                next_producer_id: n,
+            })
+        }),
         Just(MetadataRecord::NoOp(NoOpRecord)),
     ]
+}
+
+/// ProducerIdsRecord bytes as Kafka's MetadataRecordSerde writes them
+/// (frame 1, api key 15, version 0, then the flexible body).
+#[test]
+fn producer_ids_record_bytes() {
+    let r = MetadataRecord::ProducerIds(ProducerIdsRecord {
+        broker_id: 3,
+        broker_epoch: 7,
+        next_producer_id: 2000,
+    });
+    let mut want = vec![1u8, 15, 0];
+    want.extend_from_slice(&3i32.to_be_bytes());
+    want.extend_from_slice(&7i64.to_be_bytes());
+    want.extend_from_slice(&2000i64.to_be_bytes());
+    want.push(0);
+    assert_eq!(&r.encode()[..], &want[..]);
 }
 
 proptest! {

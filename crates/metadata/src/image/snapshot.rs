@@ -29,8 +29,8 @@ use super::{inconsistent, ConfigKey, MetadataDelta, MetadataImage, TopicImage};
 use crate::controller::METADATA_VERSION_FEATURE;
 use crate::image::{CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC};
 use crate::records::{
-    ConfigRecord, FeatureLevelRecord, MetadataRecord, PartitionRecord, TopicRecord,
-    DIRECTORY_UNASSIGNED,
+    ConfigRecord, FeatureLevelRecord, MetadataRecord, PartitionRecord, ProducerIdsRecord,
+    TopicRecord, DIRECTORY_UNASSIGNED,
 };
 use crate::MetadataError;
 
@@ -39,8 +39,9 @@ impl MetadataImage {
     /// Kafka's snapshot order: feature levels (`metadata.version` first),
     /// broker registrations by id, each topic (by name) followed by its
     /// partitions by id, then configs by resource type, resource name and
-    /// key. Only `FeatureLevel`, `RegisterBroker`, `Topic`, `Partition` and
-    /// `Config` records with a value appear.
+    /// key, then the next producer id. Only `FeatureLevel`, `RegisterBroker`,
+    /// `Topic`, `Partition`, `Config` records with a value and one
+    /// `ProducerIds` (once a block was handed out) appear.
     ///
     /// The image's offset is not a record: the snapshot's id carries it
     /// (see [`from_snapshot`](Self::from_snapshot)).
@@ -100,6 +101,15 @@ impl MetadataImage {
                     value: Some(value.clone()),
                 }));
             }
+        }
+
+        if self.next_producer_id > 0 {
+            // As Kafka's image writes it: no broker, only the next id.
+            out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: -1,
+                broker_epoch: -1,
+                next_producer_id: self.next_producer_id,
+            }));
         }
         out
     }
