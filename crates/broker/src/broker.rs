@@ -19,6 +19,7 @@ use crate::error::BrokerError;
 use crate::group::coordinator::{coordinator_config, Coordinator};
 use crate::meta_properties;
 use crate::metadata_log::{Committed, QuorumLog};
+use crate::producer_ids::ProducerIdManager;
 use crate::replica::ReplicaManager;
 
 /// How long an admin request waits for its records to be committed.
@@ -49,6 +50,8 @@ pub struct Broker {
     /// The group coordinator of the `__consumer_offsets` partitions this
     /// node leads.
     pub groups: Coordinator,
+    /// Producer ids for InitProducerId.
+    pub producer_ids: ProducerIdManager,
 }
 
 /// Checks the directories and joins the metadata quorum; the first half of
@@ -152,6 +155,7 @@ impl Broker {
         groups.on_metadata(&image, &replicas);
         Ok(Broker {
             groups,
+            producer_ids: ProducerIdManager::default(),
             config,
             static_props,
             cluster_id,
@@ -485,11 +489,9 @@ impl Broker {
                     .await
             }
             Some(id) => {
-                let address = self.quorum.voters.get(&id).ok_or_else(|| {
-                    BrokerError::NotController(format!("the active controller {id} is not a voter"))
-                })?;
+                let address = self.controller_address(id)?;
                 let response: CreateTopicsResponse = crate::forward::call(
-                    address,
+                    &address,
                     ApiKey::CreateTopics,
                     VERSION,
                     &format!("riffle-broker-{}", self.config.node_id),
@@ -510,6 +512,13 @@ impl Broker {
                 "no active controller yet".into(),
             )),
         }
+    }
+
+    /// The controller-listener address of voter `id`.
+    pub fn controller_address(&self, id: i32) -> Result<String, BrokerError> {
+        self.quorum.voters.get(&id).cloned().ok_or_else(|| {
+            BrokerError::NotController(format!("the active controller {id} is not a voter"))
+        })
     }
 
     /// Waits until every topic of `names` is in this node's image.

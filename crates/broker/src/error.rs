@@ -1,5 +1,6 @@
 //! Broker errors that are not answered per partition.
 
+use kafka_protocol::ResponseError;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -25,4 +26,17 @@ pub enum BrokerError {
     /// The metadata log did not commit in time.
     #[error("metadata was not committed within {0} ms")]
     CommitTimeout(u64),
+}
+
+impl BrokerError {
+    /// The Kafka error a request that failed with this answers.
+    pub fn error_code(&self) -> ResponseError {
+        match self {
+            BrokerError::CommitTimeout(_) => ResponseError::RequestTimedOut,
+            BrokerError::ShuttingDown | BrokerError::NotController(_) => {
+                ResponseError::NotController
+            }
+            _ => ResponseError::UnknownServerError,
+        }
+    }
 }

@@ -19,6 +19,7 @@ pub mod group;
 pub mod handlers;
 pub mod meta_properties;
 pub mod metadata_log;
+pub mod producer_ids;
 pub mod registration;
 pub mod replica;
 pub mod server;

@@ -210,6 +210,7 @@ impl Server {
         }
         tasks.spawn(maintenance_loop(broker.clone(), shutdown.subscribe()));
         tasks.spawn(group_timers(broker.clone(), shutdown.subscribe()));
+        tasks.spawn(producer_id_blocks(broker.clone(), shutdown.subscribe()));
         Ok(Server {
             broker,
             node: Some(node),
@@ -299,6 +300,11 @@ async fn group_timers(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
         .groups
         .run_timers(&broker.replicas, interval, shutdown)
         .await;
+}
+
+/// Fetches blocks of producer ids from the active controller when needed.
+async fn producer_id_blocks(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    broker.producer_ids.run(broker.clone(), shutdown).await;
 }
 
 async fn maintenance_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {

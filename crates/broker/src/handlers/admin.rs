@@ -28,13 +28,7 @@ const RESOURCE_BROKER: i8 = 4;
 
 fn commit_error(e: &BrokerError) -> (ResponseError, String) {
     warn!("admin request failed: {e}");
-    match e {
-        BrokerError::CommitTimeout(_) => (ResponseError::RequestTimedOut, e.to_string()),
-        BrokerError::ShuttingDown | BrokerError::NotController(_) => {
-            (ResponseError::NotController, e.to_string())
-        }
-        _ => (ResponseError::UnknownServerError, e.to_string()),
-    }
+    (e.error_code(), e.to_string())
 }
 
 fn broker_validator(key: &str, value: &str) -> Result<(), String> {

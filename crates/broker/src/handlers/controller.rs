@@ -83,6 +83,9 @@ pub async fn handle(
                 Request::IncrementalAlterConfigs(r) => Response::IncrementalAlterConfigs(
                     admin::incremental_alter_configs(broker, r, version).await,
                 ),
+                Request::AllocateProducerIds(r) => Response::AllocateProducerIds(
+                    crate::producer_ids::handle_allocate(broker, r).await,
+                ),
                 other => {
                     return Err(format!(
                         "{:?} is not served on the controller listener {}",

@@ -106,8 +106,10 @@ pub async fn handle(
         Request::TxnOffsetCommit(r) => {
             Response::TxnOffsetCommit(group::txn_offset_commit(broker, r, version))
         }
-        Request::InitProducerId(_)
-        | Request::AddPartitionsToTxn(_)
+        Request::InitProducerId(r) => {
+            Response::InitProducerId(txn::init_producer_id(broker, r, version).await)
+        }
+        Request::AddPartitionsToTxn(_)
         | Request::AddOffsetsToTxn(_)
         | Request::EndTxn(_)
         | Request::WriteTxnMarkers(_)
