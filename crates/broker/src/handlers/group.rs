@@ -6,10 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
-use kafka_protocol::messages::find_coordinator_response::Coordinator as FoundCoordinator;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
@@ -30,8 +28,6 @@ use tracing::{info, warn};
 
 use super::ConnContext;
 use crate::broker::Broker;
-use crate::error::BrokerError;
-use crate::group::coordinator::OFFSETS_TOPIC;
 use crate::group::records::STRING_BYTES_MAX;
 use crate::group::state::{
     CommitPartition, CommitRequest, GroupState, JoinRequest, JoinResult, SyncRequest, SyncResult,
@@ -76,159 +72,6 @@ fn member_id_client_id(client_id: &str) -> String {
 /// How Kafka writes a client's address in group descriptions.
 fn client_host(ctx: &ConnContext) -> String {
     format!("/{}", ctx.peer.ip())
-}
-
-// ---- FindCoordinator -----------------------------------------------------
-
-/// The coordinator of `key` (a group id): the leader of its
-/// `__consumer_offsets` partition, creating the topic on first use.
-async fn find_group_coordinator(
-    broker: &Broker,
-    ctx: &ConnContext,
-    key: &str,
-) -> Result<(i32, String, i32), (ResponseError, String)> {
-    let partition = broker.groups.read(|c| c.partition_for(key));
-    let mut image = broker.image();
-    if image.topic(OFFSETS_TOPIC).is_none() {
-        create_offsets_topic(broker).await?;
-        image = broker.image();
-    }
-    let leader = image
-        .topic(OFFSETS_TOPIC)
-        .and_then(|t| t.partitions.get(&partition))
-        .map(|p| p.leader)
-        .ok_or_else(|| {
-            (
-                ResponseError::CoordinatorNotAvailable,
-                format!("{OFFSETS_TOPIC} partition {partition} does not exist"),
-            )
-        })?;
-    let endpoint = image
-        .broker(leader)
-        .and_then(|b| b.endpoints.iter().find(|e| e.name == ctx.listener).cloned())
-        .ok_or_else(|| {
-            (
-                ResponseError::CoordinatorNotAvailable,
-                format!(
-                    "the leader of {OFFSETS_TOPIC}-{partition} (node {leader}) has no {} listener",
-                    ctx.listener
-                ),
-            )
-        })?;
-    Ok((leader, endpoint.host, endpoint.port as i32))
-}
-
-/// Creates `__consumer_offsets`: `offsets.topic.num.partitions`
-/// partitions, `offsets.topic.replication.factor` capped by the brokers
-/// registered (and by what the controller can place), compacted.
-async fn create_offsets_topic(broker: &Broker) -> Result<(), (ResponseError, String)> {
-    let config = broker.effective_config();
-    let brokers = broker.image().brokers().count().max(1);
-    let rf = (config.offsets_topic_replication_factor.max(1) as usize)
-        .min(brokers)
-        .min(riffle_metadata::controller::REPLICAS_MAX) as i16;
-    let topic = CreatableTopic::default()
-        .with_name(TopicName(sb(OFFSETS_TOPIC)))
-        .with_num_partitions(config.offsets_topic_num_partitions)
-        .with_replication_factor(rf)
-        .with_configs(vec![
-            CreatableTopicConfig::default()
-                .with_name(sb("cleanup.policy"))
-                .with_value(Some(sb("compact"))),
-            CreatableTopicConfig::default()
-                .with_name(sb("compression.type"))
-                .with_value(Some(sb("producer"))),
-            CreatableTopicConfig::default()
-                .with_name(sb("segment.bytes"))
-                .with_value(Some(sb(config.offsets_topic_segment_bytes.to_string()))),
-        ]);
-    let req = CreateTopicsRequest::default().with_topics(vec![topic]);
-    let outcome = broker.create_topics_via_controller(req).await;
-    let unavailable = |m: String| (ResponseError::CoordinatorNotAvailable, m);
-    match outcome {
-        Ok(resp) => match resp.topics.first() {
-            Some(t) if t.error_code == 0 => {
-                info!(
-                    partitions = config.offsets_topic_num_partitions,
-                    replication_factor = rf,
-                    "created {OFFSETS_TOPIC}"
-                );
-                Ok(())
-            }
-            Some(t) if t.error_code == ResponseError::TopicAlreadyExists.code() => Ok(()),
-            Some(t) => Err(unavailable(format!(
-                "creating {OFFSETS_TOPIC} failed: {}",
-                t.error_message.as_deref().unwrap_or("")
-            ))),
-            None => Err(unavailable(format!("creating {OFFSETS_TOPIC} failed"))),
-        },
-        Err(BrokerError::NotController(m)) => Err(unavailable(format!(
-            "{OFFSETS_TOPIC} does not exist yet and could not be created: {m}"
-        ))),
-        Err(e) => Err(unavailable(format!("creating {OFFSETS_TOPIC}: {e}"))),
-    }
-}
-
-async fn find_one(
-    broker: &Broker,
-    ctx: &ConnContext,
-    key: &str,
-    key_type: i8,
-) -> Result<(i32, String, i32), (ResponseError, String)> {
-    match key_type {
-        0 => find_group_coordinator(broker, ctx, key).await,
-        1 => Err((
-            ResponseError::CoordinatorNotAvailable,
-            "transactions are not supported by this broker yet".into(),
-        )),
-        t => Err((
-            ResponseError::InvalidRequest,
-            format!("unknown coordinator key type {t}"),
-        )),
-    }
-}
-
-pub async fn find_coordinator(
-    broker: &Broker,
-    ctx: &ConnContext,
-    req: FindCoordinatorRequest,
-    version: i16,
-) -> FindCoordinatorResponse {
-    if version < 4 {
-        let mut resp = FindCoordinatorResponse::default();
-        match find_one(broker, ctx, req.key.as_str(), req.key_type).await {
-            Ok((id, host, port)) => {
-                resp.node_id = BrokerId(id);
-                resp.host = sb(host);
-                resp.port = port;
-            }
-            Err((e, m)) => {
-                resp.error_code = e.code();
-                resp.error_message = (version >= 1).then(|| sb(m));
-                resp.node_id = BrokerId(-1);
-                resp.port = -1;
-            }
-        }
-        return resp;
-    }
-    let mut coordinators = Vec::with_capacity(req.coordinator_keys.len());
-    for key in &req.coordinator_keys {
-        let c = match find_one(broker, ctx, key.as_str(), req.key_type).await {
-            Ok((id, host, port)) => FoundCoordinator::default()
-                .with_key(key.clone())
-                .with_node_id(BrokerId(id))
-                .with_host(sb(host))
-                .with_port(port),
-            Err((e, m)) => FoundCoordinator::default()
-                .with_key(key.clone())
-                .with_node_id(BrokerId(-1))
-                .with_port(-1)
-                .with_error_code(e.code())
-                .with_error_message(Some(sb(m))),
-        };
-        coordinators.push(c);
-    }
-    FindCoordinatorResponse::default().with_coordinators(coordinators)
 }
 
 // ---- JoinGroup / SyncGroup / Heartbeat / LeaveGroup ----------------------

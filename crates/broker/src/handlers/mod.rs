@@ -8,6 +8,7 @@
 mod admin;
 pub mod controller;
 mod fetch;
+mod find_coordinator;
 mod group;
 mod metadata;
 mod offsets;
@@ -84,7 +85,7 @@ pub async fn handle(
             admin::incremental_alter_configs(broker, r, version).await,
         ),
         Request::FindCoordinator(r) => {
-            Response::FindCoordinator(group::find_coordinator(broker, ctx, r, version).await)
+            Response::FindCoordinator(find_coordinator::find_coordinator(broker, ctx, r, version).await)
         }
         Request::JoinGroup(r) => {
             let client_id = frame.header.client_id.as_deref().unwrap_or("").to_string();
