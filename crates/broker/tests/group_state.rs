@@ -16,11 +16,11 @@ use kafka_protocol::messages::ConsumerProtocolSubscription;
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use kafka_protocol::ResponseError;
 use proptest::prelude::*;
-use riffle_broker::group::records::{self, GroupMetadataValue, GroupRecord, OffsetKey};
+use riffle_broker::group::records::{self, GroupMetadataValue, GroupRecord, LogEntry, OffsetKey};
 use riffle_broker::group::state::{
     CommitPartition, CommitRequest, Committed, CoordinatorConfig, GroupCoordinator, GroupLog,
     GroupState, JoinRequest, JoinResult, Output, ReplyId, SyncRequest, SyncResult,
-    NEW_MEMBER_JOIN_TIMEOUT_MS,
+    TxnCommitRequest, NEW_MEMBER_JOIN_TIMEOUT_MS,
 };
 
 const GROUP: &str = "group";
@@ -43,13 +43,61 @@ fn config() -> CoordinatorConfig {
 
 // ---- The fake log ----------------------------------------------------------
 
-/// An in-memory `__consumer_offsets`: every appended record in order, and
+/// An in-memory `__consumer_offsets`: every appended record in order, each
+/// partition's log as the loader reads it (records at consecutive offsets,
+/// transactional ones with their producer, and transaction markers), and
 /// an error to fail the next append with.
 #[derive(Default)]
 struct MemLog {
     records: Vec<(i32, Bytes, Option<Bytes>)>,
+    logs: HashMap<i32, Vec<LogEntry>>,
+    /// (partition, producer id, producer epoch, record count) of every
+    /// transactional append.
+    transactional: Vec<(i32, i64, i16, usize)>,
     fail_next: Option<ResponseError>,
     appends: usize,
+}
+
+impl MemLog {
+    fn store(
+        &mut self,
+        partition: i32,
+        producer_id: Option<i64>,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<i64, ResponseError> {
+        if let Some(e) = self.fail_next.take() {
+            return Err(e);
+        }
+        self.appends += 1;
+        let log = self.logs.entry(partition).or_default();
+        let first_offset = log.len() as i64;
+        for (k, v) in records {
+            let record = records::decode(&k, v.as_deref()).expect("a record we wrote decodes");
+            log.push(LogEntry::Record {
+                offset: log.len() as i64,
+                producer_id,
+                record,
+            });
+            self.records.push((partition, k, v));
+        }
+        Ok(first_offset)
+    }
+
+    /// Writes a transaction marker, as the replica manager does before it
+    /// tells the coordinator.
+    fn marker(&mut self, partition: i32, producer_id: i64, commit: bool) {
+        let log = self.logs.entry(partition).or_default();
+        log.push(LogEntry::Marker {
+            offset: log.len() as i64,
+            producer_id,
+            commit,
+        });
+    }
+
+    /// What the loader reads from `partition`.
+    fn entries_on(&self, partition: i32) -> Vec<LogEntry> {
+        self.logs.get(&partition).cloned().unwrap_or_default()
+    }
 }
 
 impl GroupLog for MemLog {
@@ -57,14 +105,22 @@ impl GroupLog for MemLog {
         &mut self,
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
-    ) -> Result<(), ResponseError> {
-        if let Some(e) = self.fail_next.take() {
-            return Err(e);
-        }
-        self.appends += 1;
-        self.records
-            .extend(records.into_iter().map(|(k, v)| (partition, k, v)));
-        Ok(())
+    ) -> Result<i64, ResponseError> {
+        self.store(partition, None, records)
+    }
+
+    fn append_transactional(
+        &mut self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<i64, ResponseError> {
+        let n = records.len();
+        let first = self.store(partition, Some(producer_id), records)?;
+        self.transactional
+            .push((partition, producer_id, producer_epoch, n));
+        Ok(first)
     }
 }
 
@@ -72,14 +128,6 @@ impl MemLog {
     fn decoded(&self) -> Vec<GroupRecord> {
         self.records
             .iter()
-            .map(|(_, k, v)| records::decode(k, v.as_deref()).expect("a record we wrote decodes"))
-            .collect()
-    }
-
-    fn decoded_on(&self, partition: i32) -> Vec<GroupRecord> {
-        self.records
-            .iter()
-            .filter(|(p, _, _)| *p == partition)
             .map(|(_, k, v)| records::decode(k, v.as_deref()).expect("a record we wrote decodes"))
             .collect()
     }
@@ -2148,7 +2196,7 @@ fn records_loaded_into_a_fresh_coordinator_give_back_offsets_and_the_stable_grou
     fresh.now = h.now + 10;
     fresh
         .coord
-        .load_partition(p, h.log.decoded_on(p), fresh.now);
+        .load_partition(p, h.log.entries_on(p), fresh.now);
 
     assert_eq!(fresh.coord.fetch_offsets(GROUP, None), Ok(offsets));
     let described = fresh
@@ -2192,7 +2240,7 @@ fn loaded_members_sessions_restart_at_load_time() {
     fresh.now = 100_000;
     fresh
         .coord
-        .load_partition(p, h.log.decoded_on(p), fresh.now);
+        .load_partition(p, h.log.entries_on(p), fresh.now);
     fresh.advance(SESSION_MS as i64 - 1);
     assert_eq!(fresh.heartbeat(&joined[0].member_id, 1), Ok(()));
     fresh.advance(SESSION_MS as i64);
@@ -2238,7 +2286,7 @@ fn load_honours_tombstones() {
 
     let p = h.coord.partition_for(GROUP);
     let mut fresh = Harness::unloaded(config());
-    fresh.coord.load_partition(p, h.log.decoded_on(p), 0);
+    fresh.coord.load_partition(p, h.log.entries_on(p), 0);
     assert_eq!(fresh.fetch("t", 0), None);
     assert_eq!(fresh.fetch("t", 1).map(|c| c.offset), Some(2));
     assert_eq!(fresh.state(&other), None);
@@ -2265,7 +2313,7 @@ fn loaded_group_over_the_max_size_rebalances_and_the_last_joiners_are_refused() 
         max_size: 2,
         ..config()
     });
-    fresh.coord.load_partition(p, h.log.decoded_on(p), 0);
+    fresh.coord.load_partition(p, h.log.entries_on(p), 0);
     assert_eq!(fresh.state(GROUP), Some(GroupState::PreparingRebalance));
     let replies: Vec<ReplyId> = joined
         .iter()

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 use super::records;
 use super::state::{
     CoordinatorConfig, GroupCoordinator, GroupLog, JoinRequest, JoinResult, Output, ReplyId,
-    SyncRequest, SyncResult,
+    SyncRequest, SyncResult, TxnCommitRequest,
 };
 use crate::config::BrokerConfig;
 use crate::replica::ReplicaManager;
@@ -60,21 +60,43 @@ struct OffsetsLog<'a> {
     replicas: &'a ReplicaManager,
 }
 
+impl OffsetsLog<'_> {
+    fn append_batch(&mut self, partition: i32, batch: Bytes) -> Result<i64, ResponseError> {
+        let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), partition);
+        // switch to append_coordinator
+        self.replicas
+            .append(&tp, batch)
+            .map(|info| info.first_offset)
+            .map_err(|e| {
+                warn!(
+                    partition,
+                    "writing to {OFFSETS_TOPIC} failed: {:?} {:?}", e.code, e.message
+                );
+                e.code
+            })
+    }
+}
+
 impl GroupLog for OffsetsLog<'_> {
     fn append(
         &mut self,
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
-    ) -> Result<(), ResponseError> {
+    ) -> Result<i64, ResponseError> {
         let batch = records::build_batch(&records, now_ms());
-        let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), partition);
-        self.replicas.append(&tp, batch).map(|_| ()).map_err(|e| {
-            warn!(
-                partition,
-                "writing to {OFFSETS_TOPIC} failed: {:?} {:?}", e.code, e.message
-            );
-            e.code
-        })
+        self.append_batch(partition, batch)
+    }
+
+    fn append_transactional(
+        &mut self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<i64, ResponseError> {
+        let batch =
+            records::build_transactional_batch(&records, producer_id, producer_epoch, now_ms());
+        self.append_batch(partition, batch)
     }
 }
 
@@ -254,6 +276,39 @@ impl Coordinator {
         }
     }
 
+    /// TxnOffsetCommit: `Err` applies to every partition; otherwise one
+    /// result per partition of `req`. See
+    /// [`GroupCoordinator::txn_offset_commit`].
+    pub fn txn_offset_commit(
+        &self,
+        replicas: &ReplicaManager,
+        req: &TxnCommitRequest,
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        self.with_core(replicas, |c, log| c.txn_offset_commit(req, now_ms(), log))
+    }
+
+    /// A COMMIT (`commit`) or ABORT marker of `producer_id` was written to
+    /// `partition` of `__consumer_offsets`: the producer's pending offsets
+    /// in that partition's groups become committed or are dropped. Returns
+    /// how many offsets became committed. See
+    /// [`GroupCoordinator::complete_transaction`].
+    ///
+    /// Call it after the marker is stored, and without holding a lock of
+    /// the replica manager: it takes the coordinator's lock, which is held
+    /// while the coordinator appends to `__consumer_offsets`. It writes
+    /// nothing itself and does not wait for anything else.
+    pub fn complete_transaction(
+        &self,
+        _replicas: &ReplicaManager,
+        partition: i32,
+        producer_id: i64,
+        commit: bool,
+    ) -> usize {
+        self.lock()
+            .core
+            .complete_transaction(partition, producer_id, commit)
+    }
+
     /// Topics were deleted: their committed offsets go too.
     pub fn on_topics_deleted(&self, topics: &[String], replicas: &ReplicaManager) {
         self.with_core(replicas, |c, log| c.remove_offsets_of_topics(topics, log));
@@ -294,12 +349,13 @@ impl Coordinator {
     }
 }
 
-/// Reads a whole `__consumer_offsets` partition and decodes its records.
+/// Reads a whole `__consumer_offsets` partition and decodes its records and
+/// transaction markers.
 fn load_records(
     replicas: &ReplicaManager,
     partition: i32,
     buffer_bytes: u64,
-) -> Result<Vec<records::GroupRecord>, String> {
+) -> Result<Vec<records::LogEntry>, String> {
     let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), partition);
     let (start, _hw, end) = replicas.offsets(&tp).map_err(|e| format!("{e:?}"))?;
     let mut offset = start;
@@ -314,14 +370,14 @@ fn load_records(
             break;
         }
         let batch = records::read_log(&read.records).map_err(|e| e.to_string())?;
-        for (_, key, value) in batch.records {
-            match records::decode(&key, value.as_deref()) {
-                Ok(r) => out.push(r),
-                Err(e) => {
+        for entry in batch.batches.iter().flat_map(|b| b.entries()) {
+            match entry {
+                Ok(e) => out.push(e),
+                Err((at, e)) => {
                     skipped += 1;
                     warn!(
                         partition,
-                        "skipping an unreadable {OFFSETS_TOPIC} record: {e}"
+                        "skipping an unreadable {OFFSETS_TOPIC} record at offset {at}: {e}"
                     );
                 }
             }

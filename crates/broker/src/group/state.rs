@@ -33,7 +33,7 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tracing::{debug, info};
 
-use super::records::{self, GroupMetadataValue, GroupRecord, MemberMetadata, OffsetKey};
+use super::records::{self, GroupMetadataValue, GroupRecord, LogEntry, MemberMetadata, OffsetKey};
 
 /// How long a new member may wait in a join before it is dropped; Kafka's
 /// `GroupCoordinator.NewMemberJoinTimeoutMs`.
@@ -104,14 +104,33 @@ impl Default for CoordinatorConfig {
 }
 
 /// Stores records in `__consumer_offsets`.
+///
+/// Both methods append `records` (key, value or tombstone) to `partition`
+/// as one batch and return once they are stored: the log offset of the
+/// first record (the record at index `i` is at that offset plus `i`), or
+/// the append's error, which the coordinator maps to the error its clients
+/// expect. The offsets order plain and transactional commits of the same
+/// partition (see [`GroupCoordinator::complete_transaction`]), so they must
+/// be the offsets the records really have in the log.
 pub trait GroupLog {
-    /// Appends `records` (key, value or tombstone) to `partition` and
-    /// returns once they are stored, or the append's error.
+    /// Appends the coordinator's own records (no producer).
     fn append(
         &mut self,
         partition: i32,
         records: Vec<(Bytes, Option<Bytes>)>,
-    ) -> Result<(), ResponseError>;
+    ) -> Result<i64, ResponseError>;
+
+    /// Appends the offsets of a TxnOffsetCommit as one transactional batch
+    /// of `producer_id` at `producer_epoch` (base sequence -1). The log may
+    /// refuse a fenced producer epoch (INVALID_PRODUCER_EPOCH); it does not
+    /// check sequences.
+    fn append_transactional(
+        &mut self,
+        partition: i32,
+        producer_id: i64,
+        producer_epoch: i16,
+        records: Vec<(Bytes, Option<Bytes>)>,
+    ) -> Result<i64, ResponseError>;
 }
 
 /// A JoinGroup request.
@@ -232,6 +251,24 @@ pub struct CommitRequest {
     pub partitions: Vec<CommitPartition>,
 }
 
+/// A TxnOffsetCommit request (after the caller answered the partitions of
+/// unknown topics): offsets committed as part of the producer's
+/// transaction, which count only once the transaction commits.
+#[derive(Debug, Clone, Default)]
+pub struct TxnCommitRequest {
+    pub group_id: String,
+    pub transactional_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Version 3+ (KIP-447): the consumer's group membership, checked when
+    /// given; "" and -1 (older versions, or a producer outside any group)
+    /// skip the checks.
+    pub member_id: String,
+    pub generation_id: i32,
+    pub group_instance_id: Option<String>,
+    pub partitions: Vec<CommitPartition>,
+}
+
 /// (topic, partition).
 pub type TopicPartitionKey = (String, i32);
 
@@ -272,6 +309,117 @@ pub struct GroupListing {
     pub group_id: String,
     pub protocol_type: String,
     pub state: GroupState,
+}
+
+/// An offset with the log offset of its record. When a transaction
+/// commits, its offset of a partition replaces the committed one only if
+/// its record is the later one in the log: a plain commit made while the
+/// transaction was open wins (Kafka's `CommitRecordMetadataAndOffset`; the
+/// order must not depend on whether the log was compacted and reloaded in
+/// between).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StoredOffset {
+    committed: Committed,
+    record_offset: i64,
+}
+
+impl StoredOffset {
+    fn from_value(v: records::OffsetValue, record_offset: i64) -> StoredOffset {
+        StoredOffset {
+            committed: Committed {
+                offset: v.offset,
+                leader_epoch: v.leader_epoch,
+                metadata: v.metadata,
+                commit_timestamp: v.commit_timestamp,
+                expire_timestamp: v.expire_timestamp,
+            },
+            record_offset,
+        }
+    }
+}
+
+/// A group's offsets: the committed ones, and the pending ones of open
+/// transactions. The same rules apply when records are appended and when
+/// they are replayed from the log, so a reload gives back what was in
+/// memory.
+#[derive(Debug, Clone, Default)]
+struct GroupOffsets {
+    committed: HashMap<TopicPartitionKey, StoredOffset>,
+    /// Producer id -> the offsets its open transaction committed; never an
+    /// empty map.
+    pending: BTreeMap<i64, HashMap<TopicPartitionKey, StoredOffset>>,
+}
+
+impl GroupOffsets {
+    /// A plain commit: its record is the latest of the partition, so it
+    /// replaces the committed offset whatever that was.
+    fn commit(&mut self, tp: TopicPartitionKey, stored: StoredOffset) {
+        self.committed.insert(tp, stored);
+    }
+
+    /// A transactional commit: pending until the producer's marker.
+    fn stage(&mut self, producer_id: i64, tp: TopicPartitionKey, stored: StoredOffset) {
+        self.pending
+            .entry(producer_id)
+            .or_default()
+            .insert(tp, stored);
+    }
+
+    /// An offset tombstone: it deletes the committed offset and every
+    /// pending one of the partition (Kafka 4.0's replay of a tombstone), so
+    /// a deleted offset does not come back when a transaction commits.
+    /// Returns whether there was anything to delete.
+    fn remove(&mut self, tp: &TopicPartitionKey) -> bool {
+        let mut removed = self.committed.remove(tp).is_some();
+        self.pending.retain(|_, offsets| {
+            removed |= offsets.remove(tp).is_some();
+            !offsets.is_empty()
+        });
+        removed
+    }
+
+    /// The producer's transaction ended: on commit its pending offsets
+    /// become committed where they are later in the log than the committed
+    /// ones; on abort they are dropped. Returns how many became committed.
+    fn complete(&mut self, producer_id: i64, commit: bool) -> usize {
+        let Some(pending) = self.pending.remove(&producer_id) else {
+            return 0;
+        };
+        if !commit {
+            return 0;
+        }
+        let mut materialized = 0;
+        for (tp, stored) in pending {
+            let newer = self
+                .committed
+                .get(&tp)
+                .is_none_or(|current| current.record_offset < stored.record_offset);
+            if newer {
+                self.committed.insert(tp, stored);
+                materialized += 1;
+            }
+        }
+        materialized
+    }
+
+    fn has_pending(&self, tp: &TopicPartitionKey) -> bool {
+        self.pending
+            .values()
+            .any(|offsets| offsets.contains_key(tp))
+    }
+
+    /// The partitions with a committed or a pending offset.
+    fn partitions(&self) -> BTreeSet<TopicPartitionKey> {
+        let mut all: BTreeSet<TopicPartitionKey> = self.committed.keys().cloned().collect();
+        for offsets in self.pending.values() {
+            all.extend(offsets.keys().cloned());
+        }
+        all
+    }
+
+    fn is_empty(&self) -> bool {
+        self.committed.is_empty() && self.pending.is_empty()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -337,7 +485,7 @@ struct Group {
     new_member_added: bool,
     /// `group.initial.rebalance.delay.ms`.
     initial_delay_ms: i64,
-    offsets: HashMap<(String, i32), Committed>,
+    offsets: GroupOffsets,
 }
 
 impl Group {
@@ -359,7 +507,7 @@ impl Group {
             initial_delay_remaining: None,
             new_member_added: false,
             initial_delay_ms,
-            offsets: HashMap::new(),
+            offsets: GroupOffsets::default(),
         }
     }
 
@@ -584,6 +732,16 @@ pub struct GroupCoordinator {
     config: CoordinatorConfig,
     partitions: HashMap<i32, PartitionStatus>,
     groups: HashMap<String, Group>,
+    /// Producer id -> the groups that may hold pending offsets of its open
+    /// transaction (Kafka's `openGroupsForProducer`), so that a marker
+    /// does not look at every group. A superset: a group that was deleted
+    /// or lost its pending offsets to a tombstone may still be listed;
+    /// every group with pending offsets of the producer is.
+    open_transactions: HashMap<i64, BTreeSet<String>>,
+    /// Transaction markers written to a partition while it was loading:
+    /// (producer id, commit), applied once it is loaded (see
+    /// [`Self::complete_transaction`]).
+    markers_while_loading: HashMap<i32, Vec<(i64, bool)>>,
 }
 
 impl GroupCoordinator {
@@ -592,6 +750,8 @@ impl GroupCoordinator {
             config,
             partitions: HashMap::new(),
             groups: HashMap::new(),
+            open_transactions: HashMap::new(),
+            markers_while_loading: HashMap::new(),
         }
     }
 
@@ -630,44 +790,67 @@ impl GroupCoordinator {
             .or_insert(PartitionStatus::Loading);
     }
 
-    /// Installs the groups and offsets of a partition from its records
-    /// (in log order) and starts serving it. Groups with members come back
+    /// Installs the groups and offsets of a partition from its log (in
+    /// log order) and starts serving it. Groups with members come back
     /// Stable, their members' sessions restarted at `now`; a group with more
     /// members than `group.max.size` starts a rebalance.
+    ///
+    /// Offsets of transactional batches are pending until their producer's
+    /// marker: a COMMIT makes them committed (unless a plain commit of the
+    /// partition came later in the log), an ABORT drops them, and those
+    /// whose transaction has no marker yet stay pending. Markers written
+    /// while the partition was loading are applied last.
     pub fn load_partition(
         &mut self,
         partition: i32,
-        records: impl IntoIterator<Item = GroupRecord>,
+        entries: impl IntoIterator<Item = LogEntry>,
         now: i64,
     ) {
-        let mut offsets: HashMap<String, HashMap<(String, i32), Committed>> = HashMap::new();
+        let mut offsets: HashMap<String, GroupOffsets> = HashMap::new();
         let mut metadata: HashMap<String, Option<GroupMetadataValue>> = HashMap::new();
-        for r in records {
-            match r {
-                GroupRecord::Offset { key, value } => {
-                    let group = offsets.entry(key.group).or_default();
-                    match value {
-                        Some(v) => {
-                            group.insert(
-                                (key.topic, key.partition),
-                                Committed {
-                                    offset: v.offset,
-                                    leader_epoch: v.leader_epoch,
-                                    metadata: v.metadata,
-                                    commit_timestamp: v.commit_timestamp,
-                                    expire_timestamp: v.expire_timestamp,
-                                },
-                            );
+        // Producer id -> the groups its open transaction wrote to.
+        let mut open: HashMap<i64, BTreeSet<String>> = HashMap::new();
+        for entry in entries {
+            match entry {
+                LogEntry::Record {
+                    offset,
+                    producer_id,
+                    record: GroupRecord::Offset { key, value },
+                } => {
+                    let group = offsets.entry(key.group.clone()).or_default();
+                    let tp = (key.topic, key.partition);
+                    match (value, producer_id) {
+                        (Some(v), None) => group.commit(tp, StoredOffset::from_value(v, offset)),
+                        (Some(v), Some(producer_id)) => {
+                            group.stage(producer_id, tp, StoredOffset::from_value(v, offset));
+                            open.entry(producer_id).or_default().insert(key.group);
                         }
-                        None => {
-                            group.remove(&(key.topic, key.partition));
+                        (None, _) => {
+                            group.remove(&tp);
                         }
                     }
                 }
-                GroupRecord::Group { group, value } => {
+                LogEntry::Record {
+                    record: GroupRecord::Group { group, value },
+                    ..
+                } => {
                     metadata.insert(group, value);
                 }
-                GroupRecord::Other { .. } => {}
+                LogEntry::Record {
+                    record: GroupRecord::Other { .. },
+                    ..
+                } => {}
+                LogEntry::Marker {
+                    producer_id,
+                    commit,
+                    ..
+                } => {
+                    for name in open.remove(&producer_id).unwrap_or_default() {
+                        if let Some(group) = offsets.get_mut(&name) {
+                            group.complete(producer_id, commit);
+                        }
+                    }
+                }
             }
         }
         let mut names: BTreeSet<String> = offsets
@@ -739,6 +922,12 @@ impl GroupCoordinator {
                 }
             }
             group.offsets = offsets.remove(&name).unwrap_or_default();
+            for &producer_id in group.offsets.pending.keys() {
+                self.open_transactions
+                    .entry(producer_id)
+                    .or_default()
+                    .insert(name.clone());
+            }
             self.groups.insert(name, group);
             loaded += 1;
         }
@@ -752,12 +941,20 @@ impl GroupCoordinator {
             debug!(partition, "loaded __consumer_offsets partition (no groups)");
         }
         self.partitions.insert(partition, PartitionStatus::Active);
+        for (producer_id, commit) in self
+            .markers_while_loading
+            .remove(&partition)
+            .unwrap_or_default()
+        {
+            self.complete_transaction(partition, producer_id, commit);
+        }
     }
 
     /// Stops serving a partition (its leadership moved away): its groups
     /// are dropped and their parked requests answered NOT_COORDINATOR.
     pub fn unload_partition(&mut self, partition: i32) -> Vec<Output> {
         self.partitions.remove(&partition);
+        self.markers_while_loading.remove(&partition);
         let n = self.config.num_partitions;
         let names: Vec<String> = self
             .groups
@@ -784,6 +981,10 @@ impl GroupCoordinator {
                 }
             }
         }
+        self.open_transactions.retain(|_, groups| {
+            groups.retain(|g| records::partition_for(g, n) != partition);
+            !groups.is_empty()
+        });
         out
     }
 
@@ -1268,7 +1469,7 @@ impl GroupCoordinator {
                     )],
                 );
                 match stored {
-                    Ok(()) => {
+                    Ok(_) => {
                         for m in group.members.values_mut() {
                             m.assignment = assignments.remove(&m.id).unwrap_or_default();
                             if let Some(r) = m.awaiting_sync.take() {
@@ -1473,78 +1674,227 @@ impl GroupCoordinator {
                 }
             }
         }
-        let group = self.groups.get_mut(&req.group_id).expect("present");
-        let mut results = Vec::with_capacity(req.partitions.len());
-        let mut batch = Vec::new();
-        let mut accepted = Vec::new();
-        for p in &req.partitions {
-            let metadata = p.metadata.clone().unwrap_or_default();
-            if metadata.len() > max_metadata {
-                results.push(Some(ResponseError::OffsetMetadataTooLarge));
-                continue;
-            }
-            let value = records::OffsetValue {
-                offset: p.offset,
-                leader_epoch: p.leader_epoch,
-                metadata: metadata.clone(),
-                commit_timestamp: now,
-                expire_timestamp: if req.retention_time_ms > 0 {
-                    now.saturating_add(req.retention_time_ms)
-                } else {
-                    -1
-                },
-            };
-            batch.push((
-                records::offset_key(&OffsetKey {
-                    group: req.group_id.clone(),
-                    topic: p.topic.clone(),
-                    partition: p.partition,
-                }),
-                Some(records::offset_value(&value)),
-            ));
-            accepted.push((
-                (p.topic.clone(), p.partition),
-                Committed {
-                    offset: value.offset,
-                    leader_epoch: value.leader_epoch,
-                    metadata,
-                    commit_timestamp: value.commit_timestamp,
-                    expire_timestamp: value.expire_timestamp,
-                },
-            ));
-            results.push(None);
-        }
+        let expire_timestamp = if req.retention_time_ms > 0 {
+            now.saturating_add(req.retention_time_ms)
+        } else {
+            -1
+        };
+        let (results, batch, accepted) = offset_commit_records(
+            &req.group_id,
+            &req.partitions,
+            now,
+            expire_timestamp,
+            max_metadata,
+        );
         if batch.is_empty() {
             return Ok(results);
         }
-        if let Err(e) = log.append(partition, batch) {
-            let e = coordinator_error(e);
-            return Ok(results.into_iter().map(|r| r.or(Some(e))).collect());
+        let first_offset = match log.append(partition, batch) {
+            Ok(offset) => offset,
+            Err(e) => {
+                let e = coordinator_error(e);
+                return Ok(results.into_iter().map(|r| r.or(Some(e))).collect());
+            }
+        };
+        let group = self.groups.get_mut(&req.group_id).expect("present");
+        for (i, (tp, committed)) in accepted.into_iter().enumerate() {
+            let record_offset = first_offset + i as i64;
+            group.offsets.commit(
+                tp,
+                StoredOffset {
+                    committed,
+                    record_offset,
+                },
+            );
         }
-        group.offsets.extend(accepted);
         Ok(results)
+    }
+
+    /// TxnOffsetCommit (KIP-98): stores the offsets as one transactional
+    /// batch of the producer and keeps them pending, invisible to
+    /// OffsetFetch, until [`Self::complete_transaction`] learns the
+    /// transaction's outcome. `Err` applies to every partition; otherwise
+    /// one result per partition of the request.
+    ///
+    /// The checks are Kafka 4.0's (`OffsetMetadataManager`
+    /// `validateTransactionalOffsetCommit`, `ClassicGroup.validateOffsetCommit`):
+    /// - an unknown group is created (as a group that only stores offsets)
+    ///   when the generation is negative, and is ILLEGAL_GENERATION
+    ///   otherwise; it is created only once the offsets are stored;
+    /// - KIP-447: a member id, a generation or an instance id is checked
+    ///   against the group (UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID,
+    ///   ILLEGAL_GENERATION); without them (versions 0-2) nothing is, and a
+    ///   group in any state takes the offsets;
+    /// - unlike OffsetCommit, a rebalancing group does not refuse the
+    ///   commit, and the member's session is not extended;
+    /// - metadata over `offset.metadata.max.bytes` fails that partition
+    ///   only, with OFFSET_METADATA_TOO_LARGE.
+    ///
+    /// Whether the producer added the offsets to its transaction
+    /// (AddOffsetsToTxn) is not verified, as Kafka 4.0 does not with
+    /// transaction version 1; the log refuses a fenced producer epoch.
+    pub fn txn_offset_commit(
+        &mut self,
+        req: &TxnCommitRequest,
+        now: i64,
+        log: &mut dyn GroupLog,
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        if req.group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        self.check_coordinator(&req.group_id)?;
+        let partition = self.partition_for(&req.group_id);
+        let max_metadata = self.config.offset_metadata_max_bytes.max(0) as usize;
+        match self.groups.get(&req.group_id) {
+            None if req.generation_id < 0 => {}
+            None => return Err(ResponseError::IllegalGeneration),
+            Some(group) => validate_txn_commit(group, req)?,
+        }
+        let (results, batch, accepted) =
+            offset_commit_records(&req.group_id, &req.partitions, now, -1, max_metadata);
+        if batch.is_empty() {
+            return Ok(results);
+        }
+        let first_offset = match log.append_transactional(
+            partition,
+            req.producer_id,
+            req.producer_epoch,
+            batch,
+        ) {
+            Ok(offset) => offset,
+            Err(e) => {
+                let e = coordinator_error(e);
+                info!(group = %req.group_id, producer_id = req.producer_id, "storing transactional offsets failed: {e:?}");
+                return Ok(results.into_iter().map(|r| r.or(Some(e))).collect());
+            }
+        };
+        let initial_delay_ms = self.config.initial_rebalance_delay_ms as i64;
+        let group = self.groups.entry(req.group_id.clone()).or_insert_with(|| {
+            info!(group = %req.group_id, "group created by a transactional offset commit");
+            Group::new(&req.group_id, now, initial_delay_ms)
+        });
+        for (i, (tp, committed)) in accepted.into_iter().enumerate() {
+            let record_offset = first_offset + i as i64;
+            group.offsets.stage(
+                req.producer_id,
+                tp,
+                StoredOffset {
+                    committed,
+                    record_offset,
+                },
+            );
+        }
+        self.open_transactions
+            .entry(req.producer_id)
+            .or_default()
+            .insert(req.group_id.clone());
+        debug!(group = %req.group_id, producer_id = req.producer_id, transactional_id = %req.transactional_id, "transactional offsets pending");
+        Ok(results)
+    }
+
+    /// A COMMIT or ABORT marker of `producer_id` was written to
+    /// `partition` of `__consumer_offsets` (Kafka's `handleTxnCompletion`).
+    /// On commit the producer's pending offsets in the groups of that
+    /// partition become committed, each unless a plain commit of the same
+    /// partition was stored after it (the later record wins, as when the
+    /// log is replayed); on abort they are dropped. Returns how many
+    /// offsets became committed.
+    ///
+    /// The marker must be in the log before this is called. While the
+    /// partition loads, the marker is kept and applied after the load: the
+    /// load may have read the log before the marker was written, and a
+    /// marker applied twice does nothing the second time (the producer's
+    /// next transaction cannot store offsets before this call returns,
+    /// since it waits for its previous transaction's markers). A partition
+    /// this node does not coordinate is ignored: its leader reads the
+    /// marker from the log.
+    pub fn complete_transaction(
+        &mut self,
+        partition: i32,
+        producer_id: i64,
+        commit: bool,
+    ) -> usize {
+        match self.partitions.get(&partition) {
+            None => {
+                debug!(
+                    partition,
+                    producer_id, "transaction marker for a partition this node does not coordinate"
+                );
+                return 0;
+            }
+            Some(PartitionStatus::Loading) => {
+                self.markers_while_loading
+                    .entry(partition)
+                    .or_default()
+                    .push((producer_id, commit));
+                return 0;
+            }
+            Some(PartitionStatus::Active) => {}
+        }
+        let n = self.config.num_partitions;
+        let Some(names) = self.open_transactions.get_mut(&producer_id) else {
+            return 0;
+        };
+        let (done, others): (BTreeSet<String>, BTreeSet<String>) = std::mem::take(names)
+            .into_iter()
+            .partition(|g| records::partition_for(g, n) == partition);
+        if others.is_empty() {
+            self.open_transactions.remove(&producer_id);
+        } else {
+            *names = others;
+        }
+        let mut materialized = 0;
+        for name in &done {
+            if let Some(group) = self.groups.get_mut(name) {
+                materialized += group.offsets.complete(producer_id, commit);
+            }
+        }
+        info!(
+            partition,
+            producer_id,
+            commit,
+            groups = done.len(),
+            offsets = materialized,
+            "transactional offsets completed"
+        );
+        materialized
+    }
+
+    /// Whether `group_id` has a pending transactional offset of the
+    /// partition: OffsetFetch with `require_stable` (KIP-447, version 7+)
+    /// answers it with UNSTABLE_OFFSET_COMMIT and offset -1 rather than the
+    /// committed offset, which the open transaction may be about to
+    /// replace.
+    pub fn has_pending(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.groups
+            .get(group_id)
+            .is_some_and(|g| g.offsets.has_pending(&(topic.to_string(), partition)))
     }
 
     /// OffsetFetch of one group: the committed offsets of `partitions`, or
     /// of every partition with one when `None`. Partitions without a
-    /// commit are answered by the caller with offset -1.
+    /// commit are answered by the caller with offset -1. Pending
+    /// transactional offsets are not returned (see [`Self::has_pending`]).
     pub fn fetch_offsets(
         &self,
         group_id: &str,
         partitions: Option<&[(String, i32)]>,
     ) -> Result<Vec<(TopicPartitionKey, Option<Committed>)>, ResponseError> {
         self.check_coordinator(group_id)?;
-        let offsets = self.groups.get(group_id).map(|g| &g.offsets);
+        let offsets = self.groups.get(group_id).map(|g| &g.offsets.committed);
         Ok(match partitions {
             Some(ps) => ps
                 .iter()
-                .map(|tp| (tp.clone(), offsets.and_then(|o| o.get(tp).cloned())))
+                .map(|tp| {
+                    let committed = offsets.and_then(|o| o.get(tp)).map(|s| s.committed.clone());
+                    (tp.clone(), committed)
+                })
                 .collect(),
             None => {
                 let mut all: Vec<_> = offsets
                     .map(|o| {
                         o.iter()
-                            .map(|(tp, c)| (tp.clone(), Some(c.clone())))
+                            .map(|(tp, s)| (tp.clone(), Some(s.committed.clone())))
                             .collect()
                     })
                     .unwrap_or_default();
@@ -1555,7 +1905,8 @@ impl GroupCoordinator {
     }
 
     /// OffsetDelete: `Err` is the group-level error; otherwise one result
-    /// per partition.
+    /// per partition. A partition's tombstone deletes its pending
+    /// transactional offsets too (Kafka 4.0).
     pub fn delete_offsets(
         &mut self,
         group_id: &str,
@@ -1581,6 +1932,7 @@ impl GroupCoordinator {
         } else {
             return Err(ResponseError::NonEmptyGroup);
         };
+        let stored = group.offsets.partitions();
         let mut results = Vec::with_capacity(partitions.len());
         let mut batch = Vec::new();
         for (topic, p) in partitions {
@@ -1588,7 +1940,7 @@ impl GroupCoordinator {
                 results.push(Some(ResponseError::GroupSubscribedToTopic));
                 continue;
             }
-            if group.offsets.contains_key(&(topic.clone(), *p)) {
+            if stored.contains(&(topic.clone(), *p)) {
                 batch.push(offset_tombstone(group_id, topic, *p));
             }
             results.push(None);
@@ -1606,7 +1958,9 @@ impl GroupCoordinator {
 
     // ---- Admin -----------------------------------------------------------
 
-    /// DeleteGroups of one group.
+    /// DeleteGroups of one group. An empty group is deleted even while a
+    /// transaction holds pending offsets of it, as in Kafka: those are
+    /// deleted with it.
     pub fn delete_group(
         &mut self,
         group_id: &str,
@@ -1625,9 +1979,13 @@ impl GroupCoordinator {
         if group.state != GroupState::Empty {
             return Err(ResponseError::NonEmptyGroup);
         }
+        // Pending transactional offsets get tombstones too (Kafka 4.0's
+        // deleteAllOffsets), so that their transaction's COMMIT marker
+        // does not bring them back when the log is replayed.
         let mut batch: Vec<(Bytes, Option<Bytes>)> = group
             .offsets
-            .keys()
+            .partitions()
+            .iter()
             .map(|(topic, p)| offset_tombstone(group_id, topic, *p))
             .collect();
         batch.push((records::group_key(group_id), None));
@@ -1805,11 +2163,13 @@ impl GroupCoordinator {
             if self.partitions.get(&partition) != Some(&PartitionStatus::Active) {
                 continue;
             }
+            // Pending transactional offsets of the topics go too (Kafka
+            // 4.0's onPartitionsDeleted).
             let gone: Vec<TopicPartitionKey> = group
                 .offsets
-                .keys()
+                .partitions()
+                .into_iter()
                 .filter(|(t, _)| topics.contains(t))
-                .cloned()
                 .collect();
             if gone.is_empty() {
                 continue;
@@ -1834,7 +2194,8 @@ impl GroupCoordinator {
     }
 
     /// Expires committed offsets past `offsets.retention.minutes` and
-    /// removes groups left with neither members nor offsets.
+    /// removes groups left with neither members nor offsets (committed or
+    /// pending in a transaction).
     pub fn expire_offsets(&mut self, now: i64, log: &mut dyn GroupLog) -> usize {
         let retention = self.config.offsets_retention_ms;
         let n = self.config.num_partitions;
@@ -1868,9 +2229,17 @@ impl GroupCoordinator {
                 None => Vec::new(),
                 Some((since, subscribed)) => group
                     .offsets
+                    .committed
                     .iter()
-                    .filter(|((topic, _), c)| {
+                    .map(|(tp, s)| (tp, &s.committed))
+                    .filter(|(tp, c)| {
+                        let topic = &tp.0;
                         if subscribed.is_some_and(|s| s.contains(topic)) {
+                            return false;
+                        }
+                        // Kafka 4.0: an offset an open transaction may
+                        // replace does not expire yet.
+                        if group.offsets.has_pending(tp) {
                             return false;
                         }
                         if c.expire_timestamp >= 0 {
@@ -1881,12 +2250,15 @@ impl GroupCoordinator {
                     .map(|(tp, _)| tp.clone())
                     .collect(),
             };
+            // A group is not removed while a transaction holds pending
+            // offsets of it (Kafka's hasOffsets / openTransactionsByGroup).
             let mut batch: Vec<(Bytes, Option<Bytes>)> = expired
                 .iter()
                 .map(|(topic, p)| offset_tombstone(&name, topic, *p))
                 .collect();
             let remove_group = group.state == GroupState::Empty
-                && group.offsets.len() == expired.len()
+                && group.offsets.committed.len() == expired.len()
+                && group.offsets.pending.is_empty()
                 && group.pending_members.is_empty();
             if remove_group {
                 batch.push((records::group_key(&name), None));
@@ -1925,6 +2297,95 @@ fn offset_tombstone(group: &str, topic: &str, partition: i32) -> (Bytes, Option<
         }),
         None,
     )
+}
+
+/// The records of an offset commit's partitions: per partition `None` or
+/// OFFSET_METADATA_TOO_LARGE; the records to append, one per accepted
+/// partition; and the offsets they hold, in record order.
+fn offset_commit_records(
+    group_id: &str,
+    partitions: &[CommitPartition],
+    now: i64,
+    expire_timestamp: i64,
+    max_metadata: usize,
+) -> (
+    Vec<Option<ResponseError>>,
+    Vec<(Bytes, Option<Bytes>)>,
+    Vec<(TopicPartitionKey, Committed)>,
+) {
+    let mut results = Vec::with_capacity(partitions.len());
+    let mut batch = Vec::new();
+    let mut accepted = Vec::new();
+    for p in partitions {
+        let metadata = p.metadata.clone().unwrap_or_default();
+        if metadata.len() > max_metadata {
+            results.push(Some(ResponseError::OffsetMetadataTooLarge));
+            continue;
+        }
+        let value = records::OffsetValue {
+            offset: p.offset,
+            leader_epoch: p.leader_epoch,
+            metadata: metadata.clone(),
+            commit_timestamp: now,
+            expire_timestamp,
+        };
+        batch.push((
+            records::offset_key(&OffsetKey {
+                group: group_id.to_string(),
+                topic: p.topic.clone(),
+                partition: p.partition,
+            }),
+            Some(records::offset_value(&value)),
+        ));
+        accepted.push((
+            (p.topic.clone(), p.partition),
+            Committed {
+                offset: value.offset,
+                leader_epoch: value.leader_epoch,
+                metadata,
+                commit_timestamp: value.commit_timestamp,
+                expire_timestamp: value.expire_timestamp,
+            },
+        ));
+        results.push(None);
+    }
+    (results, batch, accepted)
+}
+
+/// Kafka's `ClassicGroup.validateOffsetCommit` for a transactional commit
+/// to an existing group.
+fn validate_txn_commit(group: &Group, req: &TxnCommitRequest) -> Result<(), ResponseError> {
+    if group.state == GroupState::Dead {
+        return Err(ResponseError::CoordinatorNotAvailable);
+    }
+    if req.generation_id < 0 && group.state == GroupState::Empty {
+        // A producer outside group management, or an admin client.
+        return Ok(());
+    }
+    let membership_given =
+        req.generation_id >= 0 || !req.member_id.is_empty() || req.group_instance_id.is_some();
+    if !membership_given {
+        // Versions 0-2 carry no membership: the offsets are taken whatever
+        // the group's state.
+        return Ok(());
+    }
+    if let Some(instance) = &req.group_instance_id {
+        match group.static_members.get(instance) {
+            None => return Err(ResponseError::UnknownMemberId),
+            Some(known) if *known != req.member_id => {
+                info!(group = %group.id, member = %req.member_id, instance = %instance, current = %known, "transactional offset commit of a fenced static member");
+                return Err(ResponseError::FencedInstanceId);
+            }
+            Some(_) => {}
+        }
+    }
+    if !group.members.contains_key(&req.member_id) {
+        return Err(ResponseError::UnknownMemberId);
+    }
+    if req.generation_id != group.generation {
+        return Err(ResponseError::IllegalGeneration);
+    }
+    Ok(())
 }
 
 fn add_member(

@@ -373,11 +373,15 @@ pub fn offset_commit(
     OffsetCommitResponse::default().with_topics(topics)
 }
 
-/// One group's offsets: (topics, group error).
+/// One group's offsets: (topics, group error). With `require_stable`
+/// (v7+, KIP-447), a partition with a pending transactional offset is
+/// answered UNSTABLE_OFFSET_COMMIT with offset -1, so the consumer retries
+/// rather than start from an offset the transaction may replace.
 fn fetch_group_offsets(
     broker: &Broker,
     group_id: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
     version: i16,
 ) -> (
     Vec<(String, Vec<OffsetFetchResponsePartition>)>,
@@ -388,17 +392,30 @@ fn fetch_group_offsets(
             .flat_map(|(t, ps)| ps.iter().map(move |p| (t.clone(), *p)))
             .collect()
     });
-    let fetched = broker
-        .groups
-        .read(|c| c.fetch_offsets(group_id, wanted.as_deref()));
+    let fetched = broker.groups.read(|c| {
+        c.fetch_offsets(group_id, wanted.as_deref()).map(|rows| {
+            rows.into_iter()
+                .map(|((topic, p), committed)| {
+                    let unstable = require_stable && c.has_pending(group_id, &topic, p);
+                    ((topic, p), committed, unstable)
+                })
+                .collect::<Vec<_>>()
+        })
+    });
     let rows = match fetched {
         Ok(rows) => rows,
         Err(e) => return (Vec::new(), Some(e)),
     };
     let mut by_topic: BTreeMap<String, Vec<OffsetFetchResponsePartition>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
-    for ((topic, p), committed) in rows {
+    for ((topic, p), committed, unstable) in rows {
         let part = match committed {
+            _ if unstable => OffsetFetchResponsePartition::default()
+                .with_partition_index(p)
+                .with_committed_offset(-1)
+                .with_committed_leader_epoch(-1)
+                .with_metadata(Some(StrBytes::default()))
+                .with_error_code(ResponseError::UnstableOffsetCommit.code()),
             Some(c) => OffsetFetchResponsePartition::default()
                 .with_partition_index(p)
                 .with_committed_offset(c.offset)
@@ -432,8 +449,14 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
                 .map(|t| (t.name.to_string(), t.partition_indexes))
                 .collect()
         });
-        let (rows, error) =
-            fetch_group_offsets(broker, req.group_id.as_str(), requested.clone(), version);
+        let require_stable = version >= 7 && req.require_stable;
+        let (rows, error) = fetch_group_offsets(
+            broker,
+            req.group_id.as_str(),
+            requested.clone(),
+            require_stable,
+            version,
+        );
         let topics = match error {
             None => rows,
             // v1 has no top-level error: every requested partition carries
@@ -484,7 +507,13 @@ pub fn offset_fetch(broker: &Broker, req: OffsetFetchRequest, version: i16) -> O
                     .map(|t| (t.name.to_string(), t.partition_indexes))
                     .collect()
             });
-            let (rows, error) = fetch_group_offsets(broker, g.group_id.as_str(), topics, version);
+            let (rows, error) = fetch_group_offsets(
+                broker,
+                g.group_id.as_str(),
+                topics,
+                req.require_stable,
+                version,
+            );
             OffsetFetchResponseGroup::default()
                 .with_group_id(g.group_id)
                 .with_error_code(code(error))
@@ -663,32 +692,137 @@ pub fn delete_groups(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsR
     DeleteGroupsResponse::default().with_results(results)
 }
 
-/// TxnOffsetCommit: offsets committed inside a transaction (not wired yet).
+/// TxnOffsetCommit v0-4: offsets committed as part of a producer's
+/// transaction (KIP-98), which count once the transaction commits; v3+
+/// carry the consumer's group membership, checked as OffsetCommit's
+/// (KIP-447). As in Kafka's `handleTxnOffsetCommitRequest`, partitions of
+/// unknown topics are answered UNKNOWN_TOPIC_OR_PARTITION here, and when
+/// none is left the coordinator is not asked at all. Before v2, clients
+/// do not know COORDINATOR_LOAD_IN_PROGRESS (KAFKA-7296): they get
+/// COORDINATOR_NOT_AVAILABLE.
 pub fn txn_offset_commit(
-    _broker: &Broker,
+    broker: &Broker,
     req: TxnOffsetCommitRequest,
-    _version: i16,
+    version: i16,
 ) -> TxnOffsetCommitResponse {
+    use crate::group::state::TxnCommitRequest;
     use kafka_protocol::messages::txn_offset_commit_response::{
         TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
     };
-    TxnOffsetCommitResponse::default().with_topics(
-        req.topics
+    let respond = |plan: Vec<(TopicName, PartitionErrors)>| {
+        let topics = plan
+            .into_iter()
+            .map(|(name, rows)| {
+                let partitions = rows
+                    .into_iter()
+                    .map(|(p, e)| {
+                        let e = match e {
+                            Some(ResponseError::CoordinatorLoadInProgress) if version < 2 => {
+                                Some(ResponseError::CoordinatorNotAvailable)
+                            }
+                            other => other,
+                        };
+                        TxnOffsetCommitResponsePartition::default()
+                            .with_partition_index(p)
+                            .with_error_code(code(e))
+                    })
+                    .collect();
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(partitions)
+            })
+            .collect();
+        TxnOffsetCommitResponse::default().with_topics(topics)
+    };
+    if !fits(&[req.group_id.as_str()]) {
+        // The group id would not fit the offset records' keys.
+        let plan = req
+            .topics
             .iter()
             .map(|t| {
-                TxnOffsetCommitResponseTopic::default()
-                    .with_name(t.name.clone())
-                    .with_partitions(
-                        t.partitions
-                            .iter()
-                            .map(|p| {
-                                TxnOffsetCommitResponsePartition::default()
-                                    .with_partition_index(p.partition_index)
-                                    .with_error_code(ResponseError::CoordinatorNotAvailable.code())
-                            })
-                            .collect(),
-                    )
+                let rows = t
+                    .partitions
+                    .iter()
+                    .map(|p| (p.partition_index, Some(ResponseError::InvalidGroupId)))
+                    .collect();
+                (t.name.clone(), rows)
             })
-            .collect(),
-    )
+            .collect();
+        return respond(plan);
+    }
+    let image = broker.image();
+    // Rows answered here carry their error; `None` rows take the
+    // coordinator's results in request order.
+    let mut plan: Vec<(TopicName, PartitionErrors)> = Vec::new();
+    let mut partitions = Vec::new();
+    for t in &req.topics {
+        let name = t.name.to_string();
+        let topic = image.topic(&name);
+        let mut rows = Vec::new();
+        for p in &t.partitions {
+            let known = topic.is_some_and(|ti| ti.partitions.contains_key(&p.partition_index));
+            let metadata_len = p.committed_metadata.as_ref().map_or(0, |m| m.len());
+            if !known {
+                rows.push((
+                    p.partition_index,
+                    Some(ResponseError::UnknownTopicOrPartition),
+                ));
+            } else if metadata_len > STRING_BYTES_MAX {
+                rows.push((
+                    p.partition_index,
+                    Some(ResponseError::OffsetMetadataTooLarge),
+                ));
+            } else {
+                partitions.push(CommitPartition {
+                    topic: name.clone(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: if version >= 2 {
+                        p.committed_leader_epoch
+                    } else {
+                        -1
+                    },
+                    metadata: opt_string(&p.committed_metadata),
+                });
+                rows.push((p.partition_index, None));
+            }
+        }
+        plan.push((t.name.clone(), rows));
+    }
+    if partitions.is_empty() {
+        return respond(plan);
+    }
+    let commit = TxnCommitRequest {
+        group_id: req.group_id.to_string(),
+        transactional_id: req.transactional_id.to_string(),
+        producer_id: req.producer_id.0,
+        producer_epoch: req.producer_epoch,
+        member_id: req.member_id.to_string(),
+        generation_id: req.generation_id,
+        group_instance_id: opt_string(&req.group_instance_id),
+        partitions,
+    };
+    let outcome = broker.groups.txn_offset_commit(&broker.replicas, &commit);
+    let mut results = match &outcome {
+        Ok(r) => r.clone().into_iter(),
+        Err(_) => Vec::new().into_iter(),
+    };
+    let plan = plan
+        .into_iter()
+        .map(|(name, rows)| {
+            let rows = rows
+                .into_iter()
+                .map(|(p, local)| {
+                    let e = match (local, &outcome) {
+                        (Some(e), _) => Some(e),
+                        (None, Err(e)) => Some(*e),
+                        (None, Ok(_)) => results.next().flatten(),
+                    };
+                    (p, e)
+                })
+                .collect();
+            (name, rows)
+        })
+        .collect();
+    respond(plan)
 }
