@@ -42,7 +42,9 @@ impl BatchError {
 
 /// Errors of log operations. The variants differ in what the caller does:
 /// `Batch` and `OffsetOutOfRange` are the client's fault and answered with
-/// their Kafka code; `Io` and `CorruptFile` take the log directory offline
+/// their Kafka code; the four producer-state refusals (`OutOfOrderSequence`,
+/// `InvalidProducerEpoch`, `InvalidTxnState`, `TransactionCoordinatorFenced`)
+/// refuse an append without writing anything and are answered with theirs; `Io` and `CorruptFile` take the log directory offline
 /// (KAFKA_STORAGE_ERROR); `InvalidConfig` refuses a config change or start-up.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -68,6 +70,22 @@ pub enum LogError {
     CorruptFile { path: PathBuf, reason: String },
     #[error("invalid value for configuration {key}: {reason}")]
     InvalidConfig { key: String, reason: String },
+    /// A produced batch does not continue its producer's sequence
+    /// (OUT_OF_ORDER_SEQUENCE_NUMBER); the producer resends or resets.
+    #[error("out of order sequence: {0}")]
+    OutOfOrderSequence(String),
+    /// A batch or marker carries a producer epoch older than the one the
+    /// partition knows: a fenced zombie (INVALID_PRODUCER_EPOCH).
+    #[error("invalid producer epoch: {0}")]
+    InvalidProducerEpoch(String),
+    /// A non-transactional write from a producer inside a transaction
+    /// (INVALID_TXN_STATE).
+    #[error("invalid transaction state: {0}")]
+    InvalidTxnState(String),
+    /// A transaction marker from a coordinator older than the last one seen
+    /// for the producer (TRANSACTION_COORDINATOR_FENCED).
+    #[error("transaction coordinator fenced: {0}")]
+    TransactionCoordinatorFenced(String),
 }
 
 impl LogError {
@@ -79,6 +97,12 @@ impl LogError {
             LogError::NonMonotonicAppend { .. } => ResponseError::UnknownServerError,
             LogError::Io { .. } | LogError::CorruptFile { .. } => ResponseError::KafkaStorageError,
             LogError::InvalidConfig { .. } => ResponseError::InvalidConfig,
+            LogError::OutOfOrderSequence(_) => ResponseError::OutOfOrderSequenceNumber,
+            LogError::InvalidProducerEpoch(_) => ResponseError::InvalidProducerEpoch,
+            LogError::InvalidTxnState(_) => ResponseError::InvalidTxnState,
+            LogError::TransactionCoordinatorFenced(_) => {
+                ResponseError::TransactionCoordinatorFenced
+            }
         }
     }
 

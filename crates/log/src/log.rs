@@ -1,11 +1,13 @@
 //! A partition's log: its segments in offset order, the log start and end
-//! offsets, the recovery point, and the leader epoch cache.
+//! offsets, the recovery point, the leader epoch cache, and the producer
+//! state (whose rules live in [`crate::producer`] and whose use by the log
+//! is in `log_producers.rs`).
 //!
 //! All mutation goes through `&mut Log` (one writer); reads take `&Log` and
 //! return [`FileSlice`]s of immutable bytes, so the broker can keep the log
 //! behind a read-write lock and serve fetches while nothing is appended.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +18,9 @@ use crate::checkpoint;
 use crate::config::LogConfig;
 use crate::epoch::LeaderEpochCache;
 use crate::error::{BatchError, LogError, Result};
+use crate::log_producers::ProducerCheck;
+use crate::producer::{Origin, ProducerStateTable};
+use crate::producer_snapshot;
 use crate::segment::{FileSlice, Segment};
 
 /// What the log directory knows about a log when it opens it.
@@ -56,6 +61,10 @@ pub struct AppendInfo {
     pub log_start_offset: i64,
     pub record_count: i64,
     pub size_bytes: u64,
+    /// The append repeated a batch the producer had already written: nothing
+    /// was written, and the offsets (and timestamps) are the original
+    /// batch's (Kafka answers a retried produce with them).
+    pub duplicate: bool,
 }
 
 /// A timestamp and the offset of the record that carries it.
@@ -78,6 +87,10 @@ pub struct Log {
     pub(crate) last_flush_ms: i64,
     /// First offset the cleaner has not compacted yet.
     pub(crate) first_dirty_offset: i64,
+    /// Idempotent and transactional producers, as of the log end offset.
+    pub(crate) producers: ProducerStateTable,
+    /// Offsets of the producer state snapshot files in `dir`.
+    pub(crate) snapshots: BTreeSet<i64>,
 }
 
 fn base_offset_of(name: &str, extension: &str) -> Option<i64> {
@@ -108,8 +121,9 @@ impl Log {
                 swaps.push(base);
             } else if let Some(base) = base_offset_of(&name, ".log") {
                 bases.push(base);
-            } else if let Some(base) =
-                base_offset_of(&name, ".index").or_else(|| base_offset_of(&name, ".timeindex"))
+            } else if let Some(base) = base_offset_of(&name, ".index")
+                .or_else(|| base_offset_of(&name, ".timeindex"))
+                .or_else(|| base_offset_of(&name, ".txnindex"))
             {
                 indexes.push((base, path));
             }
@@ -168,7 +182,7 @@ impl Log {
             if truncated > 0 {
                 for later in iter.by_ref() {
                     warn!(dir = %dir.display(), base_offset = later, "deleting a segment that follows a torn batch");
-                    for ext in ["log", "index", "timeindex"] {
+                    for ext in ["log", "index", "timeindex", "txnindex"] {
                         let p = Segment::path_for(dir, later, ext);
                         let _ = fs::remove_file(&p);
                     }
@@ -195,6 +209,8 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: state.now_ms,
             first_dirty_offset: 0,
+            producers: ProducerStateTable::new(),
+            snapshots: producer_snapshot::list(dir)?,
         };
         if log.log_start_offset > log.next_offset {
             warn!(
@@ -228,6 +244,7 @@ impl Log {
                 .recovery_point
                 .clamp(log.log_start_offset, log.next_offset);
         }
+        log.load_producer_state(state.had_clean_shutdown)?;
         Ok(log)
     }
 
@@ -249,7 +266,7 @@ impl Log {
             .filter(|b| *b >= base && *b < end.max(base + 1))
             .collect();
         for old in &replaced {
-            for ext in ["log", "index", "timeindex"] {
+            for ext in ["log", "index", "timeindex", "txnindex"] {
                 let p = Segment::path_for(dir, *old, ext);
                 match fs::remove_file(&p) {
                     Ok(()) => {}
@@ -328,14 +345,55 @@ impl Log {
             .expect("a log always has an active segment")
     }
 
-    /// Appends validated batches as the partition leader: assigns offsets
-    /// from the log end offset and `leader_epoch` in place, stamps
-    /// LogAppendTime if the topic uses it, and writes them.
+    /// Appends validated batches from a producing client as the partition
+    /// leader: checks each idempotent or transactional batch against its
+    /// producer's state (a retried batch is answered with its original
+    /// offsets and `duplicate` set, and nothing is written; a sequence gap,
+    /// an old epoch, or a non-transactional write inside a transaction is
+    /// refused), assigns offsets from the log end offset and `leader_epoch`
+    /// in place, stamps LogAppendTime if the topic uses it, and writes them.
     pub fn append_as_leader(
+        &mut self,
+        batches: ValidatedBatches,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        for span in &batches.batches {
+            let h = &span.header;
+            // Kafka's LogValidator: a client's idempotent batch must carry
+            // a sequence number.
+            if h.has_producer_id() && h.base_sequence < 0 {
+                return Err(BatchError::InvalidRecord(format!(
+                    "invalid sequence number {} in a batch of producer {}",
+                    h.base_sequence, h.producer_id
+                ))
+                .into());
+            }
+        }
+        self.append_validated(batches, leader_epoch, now_ms, Origin::Client)
+    }
+
+    /// Appends validated batches written by a coordinator of this broker
+    /// (the group coordinator's transactional offset commits): as
+    /// [`Self::append_as_leader`], but sequences are neither required nor
+    /// checked (Kafka's `AppendOrigin.COORDINATOR`). Producer epochs are
+    /// still checked, and a transactional batch starts or continues its
+    /// producer's transaction.
+    pub fn append_as_coordinator(
+        &mut self,
+        batches: ValidatedBatches,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo> {
+        self.append_validated(batches, leader_epoch, now_ms, Origin::Coordinator)
+    }
+
+    fn append_validated(
         &mut self,
         mut batches: ValidatedBatches,
         leader_epoch: i32,
         now_ms: i64,
+        origin: Origin,
     ) -> Result<AppendInfo> {
         let append_time = self.config.message_timestamp_type == TimestampType::LogAppendTime;
         let mut offset = self.next_offset;
@@ -352,7 +410,12 @@ impl Log {
             offset = header.next_offset();
             headers.push((span.position, header));
         }
+        let producer_append = match self.check_producers(&batches.buf, &headers, origin)? {
+            ProducerCheck::Duplicate(info) => return Ok(info),
+            ProducerCheck::Append(a) => a,
+        };
         let mut info = self.append_checked(&batches.buf, &headers, now_ms)?;
+        self.apply_producer_append(producer_append)?;
         if append_time {
             info.log_append_time_ms = now_ms;
         }
@@ -390,10 +453,16 @@ impl Log {
         if headers.is_empty() {
             return Ok(None);
         }
-        self.append_checked(records, &headers, now_ms).map(Some)
+        let producer_append = match self.check_producers(records, &headers, Origin::Replication)? {
+            ProducerCheck::Append(a) => a,
+            ProducerCheck::Duplicate(_) => unreachable!("replication does not look for duplicates"),
+        };
+        let info = self.append_checked(records, &headers, now_ms)?;
+        self.apply_producer_append(producer_append)?;
+        Ok(Some(info))
     }
 
-    fn append_checked(
+    pub(crate) fn append_checked(
         &mut self,
         bytes: &[u8],
         headers: &[(usize, BatchHeader)],
@@ -442,6 +511,7 @@ impl Log {
             log_start_offset: self.log_start_offset,
             record_count,
             size_bytes: bytes.len() as u64,
+            duplicate: false,
         })
     }
 
@@ -463,7 +533,10 @@ impl Log {
         checkpoint::sync_dir(&self.dir)?;
         self.recovery_point = self.recovery_point.max(base);
         self.unflushed_messages = 0;
-        Ok(())
+        // Everything below `base` is durable now, so a snapshot there is a
+        // safe place for recovery to start replaying from.
+        self.take_producer_snapshot(base)?;
+        self.delete_old_producer_snapshots()
     }
 
     /// Reads whole batches starting with the one that holds `offset`: up to
@@ -621,6 +694,7 @@ impl Log {
         if self.epochs.truncate_from_start(self.log_start_offset) {
             self.epochs.write()?;
         }
+        self.on_log_start_offset_moved()?;
         Ok(doomed.len())
     }
 
@@ -643,6 +717,7 @@ impl Log {
             self.epochs.write()?;
         }
         self.delete_segments_while(offset, now_ms, |_, next| next.is_some_and(|n| n <= offset))?;
+        self.on_log_start_offset_moved()?;
         Ok(true)
     }
 
@@ -676,6 +751,7 @@ impl Log {
         if self.epochs.truncate_from_end(self.next_offset) {
             self.epochs.write()?;
         }
+        self.reload_producer_state(i64::MAX)?;
         Ok(true)
     }
 
@@ -692,6 +768,10 @@ impl Log {
         self.next_offset = offset;
         self.recovery_point = offset;
         self.first_dirty_offset = offset;
+        self.producers.clear();
+        for snapshot in std::mem::take(&mut self.snapshots) {
+            producer_snapshot::delete(&self.dir, snapshot)?;
+        }
         self.epochs.clear();
         self.epochs.write()
     }
@@ -728,6 +808,7 @@ impl Log {
     pub fn close(mut self, now_ms: i64) -> Result<()> {
         self.active_mut().seal_time_index()?;
         self.flush(now_ms)?;
+        self.take_producer_snapshot(self.next_offset)?;
         self.epochs.write()
     }
 }

@@ -1,5 +1,6 @@
 //! One segment: a `.log` file of whole batches whose name is its base
-//! offset, with its `.index` and `.timeindex`.
+//! offset, with its `.index`, `.timeindex` and (once a transaction aborts
+//! in it) `.txnindex`.
 //!
 //! The segment owns its files. Bytes below `size` are immutable except
 //! through `truncate_to` and the cleaner's replacement, both done by the
@@ -19,6 +20,7 @@ use crate::epoch::LeaderEpochCache;
 use crate::error::{BatchError, LogError, Result};
 use crate::index::{OffsetIndex, OffsetPosition, TimeIndex};
 use crate::records::RecordIter;
+use crate::txn_index::TxnIndex;
 
 /// `00000000000000000042.log` for base offset 42 and extension `log`.
 pub fn file_name(base_offset: i64, extension: &str) -> String {
@@ -56,6 +58,10 @@ pub struct Segment {
     size: u64,
     offset_index: OffsetIndex,
     time_index: TimeIndex,
+    txn_index: TxnIndex,
+    /// The transaction index was torn or invalid when opened: the log must
+    /// rebuild it by replaying this segment.
+    txn_index_damaged: bool,
     index_interval_bytes: u64,
     last_indexed_position: u64,
     max_timestamp: i64,
@@ -144,9 +150,14 @@ impl std::fmt::Debug for FileBatches<'_> {
 impl<'f> FileBatches<'f> {
     /// Scans `file` from position 0 up to `end` (normally its length).
     pub fn new(file: &'f File, end: u64) -> Self {
+        Self::starting_at(file, 0, end)
+    }
+
+    /// Scans `file` from `position`, which must be a batch boundary, up to `end`.
+    pub fn starting_at(file: &'f File, position: u64, end: u64) -> Self {
         FileBatches {
             reader: ChunkReader::new(file),
-            position: 0,
+            position,
             end,
             batch: Vec::new(),
             stopped: false,
@@ -226,12 +237,13 @@ impl Segment {
             &Self::path_for(dir, base_offset, "timeindex"),
             config.time_index_entries_max(),
         )?;
+        let txn_index = TxnIndex::create(&Self::path_for(dir, base_offset, "txnindex"))?;
         Ok(Self::assemble(
             base_offset,
             log_path,
             file,
             0,
-            (offset_index, time_index),
+            (offset_index, time_index, txn_index),
             config,
             now_ms,
         ))
@@ -243,7 +255,7 @@ impl Segment {
         log_path: PathBuf,
         file: File,
         size: u64,
-        (offset_index, time_index): (OffsetIndex, TimeIndex),
+        (offset_index, time_index, txn_index): (OffsetIndex, TimeIndex, TxnIndex),
         config: &LogConfig,
         now_ms: i64,
     ) -> Segment {
@@ -254,6 +266,8 @@ impl Segment {
             size,
             offset_index,
             time_index,
+            txn_index,
+            txn_index_damaged: false,
             index_interval_bytes: config.index_interval_bytes,
             last_indexed_position: 0,
             max_timestamp: -1,
@@ -290,15 +304,17 @@ impl Segment {
             &Self::path_for(dir, base_offset, "timeindex"),
             config.time_index_entries_max(),
         )?;
+        let (txn_index, txn_ok) = TxnIndex::open(&Self::path_for(dir, base_offset, "txnindex"))?;
         let mut segment = Self::assemble(
             base_offset,
             log_path,
             file,
             size,
-            (offset_index, time_index),
+            (offset_index, time_index, txn_index),
             config,
             now_ms,
         );
+        segment.txn_index_damaged = !txn_ok;
         let indexes_ok =
             indexes_exist && offset_ok && time_ok && segment.offset_index.is_sane(size);
         if !indexes_ok {
@@ -375,6 +391,19 @@ impl Segment {
     }
     pub fn time_index(&self) -> &TimeIndex {
         &self.time_index
+    }
+    pub fn txn_index(&self) -> &TxnIndex {
+        &self.txn_index
+    }
+    pub(crate) fn txn_index_mut(&mut self) -> &mut TxnIndex {
+        &mut self.txn_index
+    }
+    /// Whether the transaction index was found torn or invalid at open.
+    pub fn txn_index_damaged(&self) -> bool {
+        self.txn_index_damaged
+    }
+    pub(crate) fn clear_txn_index_damaged(&mut self) {
+        self.txn_index_damaged = false;
     }
 
     /// The segment's largest record timestamp, or its file's modification
@@ -617,9 +646,11 @@ impl Segment {
             || last_offset - self.base_offset > i64::from(i32::MAX)
     }
 
-    /// Re-reads every batch, checking framing, CRC and offsets; rebuilds both
-    /// indexes; cuts the file at the first invalid or torn batch. Returns the
-    /// number of bytes cut. Epochs found in batch headers go to `epochs`.
+    /// Re-reads every batch, checking framing, CRC and offsets; rebuilds the
+    /// offset and time indexes; cuts the file at the first invalid or torn
+    /// batch. Returns the number of bytes cut. Epochs found in batch headers
+    /// go to `epochs`. The transaction index loses the entries of markers
+    /// that were cut; the log rebuilds missing ones from producer state.
     pub fn recover(&mut self, mut epochs: Option<&mut LeaderEpochCache>) -> Result<u64> {
         self.offset_index.truncate_entries(0)?;
         self.time_index.truncate_entries(0)?;
@@ -677,6 +708,7 @@ impl Segment {
             .set_len(position)
             .map_err(LogError::io(&self.log_path))?;
         self.size = position;
+        self.txn_index.truncate_to(self.next_offset)?;
         self.seal_time_index()?;
         Ok(truncated)
     }
@@ -708,13 +740,14 @@ impl Segment {
         Ok(removed)
     }
 
-    /// fsyncs the log file and both indexes (writing pending index entries).
+    /// fsyncs the log file and its indexes (writing pending index entries).
     pub fn flush(&mut self) -> Result<()> {
         self.file
             .sync_data()
             .map_err(LogError::io(&self.log_path))?;
         self.offset_index.sync()?;
-        self.time_index.sync()
+        self.time_index.sync()?;
+        self.txn_index.sync()
     }
 
     /// Deletes the segment's files. Readers holding its `Arc<File>` keep
@@ -731,7 +764,7 @@ impl Segment {
                 Err(e) => return Err(LogError::io(path)(e)),
             }
         }
-        Ok(())
+        self.txn_index.delete()
     }
 
     /// The (offset, timestamp) of every record of the batch at `position`,

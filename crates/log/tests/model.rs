@@ -880,6 +880,14 @@ impl Harness {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.remove("leader-epoch-checkpoint");
+        // Producer state snapshots: never above the log end offset.
+        names.retain(|n| match riffle_log::producer_snapshot::offset_of(n) {
+            Some(offset) => {
+                assert!(offset <= leo, "snapshot {n} above the log end {leo}");
+                false
+            }
+            None => true,
+        });
         assert_eq!(names, want, "files in the partition directory");
 
         let mut model_batches = self.model.batches.iter();

@@ -82,6 +82,53 @@ pub fn encode_batch(recs: &[Rec], compression: Compression) -> BytesMut {
     buf
 }
 
+/// Who produced a batch: producer id, epoch, first sequence, and whether
+/// it is part of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Producer {
+    pub id: i64,
+    pub epoch: i16,
+    pub base_sequence: i32,
+    pub transactional: bool,
+}
+
+/// Encodes `recs` as one idempotent (or transactional) produced batch with
+/// kafka-protocol, with base sequence `p.base_sequence`.
+pub fn encode_producer_batch(recs: &[Rec], p: Producer) -> BytesMut {
+    let records: Vec<Record> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Record {
+            transactional: p.transactional,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: p.id,
+            producer_epoch: p.epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            // The encoder derives the batch's base sequence from the first
+            // record; the header is what the log sees.
+            sequence: p.base_sequence.wrapping_add(i as i32),
+            timestamp: r.timestamp,
+            key: r.key.clone().map(Bytes::from),
+            value: r.value.clone().map(Bytes::from),
+            headers: IndexMap::new(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .expect("encode");
+    buf
+}
+
 /// Validates an encoded batch against `config` (now = its first timestamp).
 pub fn validated(recs: &[Rec], compression: Compression, config: &LogConfig) -> ValidatedBatches {
     let now = recs.first().map_or(0, |r| r.timestamp);
