@@ -2738,3 +2738,701 @@ fn offsets_of_deleted_topics_are_removed_with_tombstones() {
     );
     assert_eq!(h.log.decoded().len(), records);
 }
+
+// ---- Transactional offset commits ------------------------------------------------
+
+const PRODUCER: i64 = 4_000;
+
+/// A TxnOffsetCommit of producer [`PRODUCER`] at epoch 0.
+fn txn_req(member_id: &str, generation: i32, partitions: &[(&str, i32, i64)]) -> TxnCommitRequest {
+    let plain = commit_req(member_id, generation, partitions);
+    TxnCommitRequest {
+        group_id: plain.group_id,
+        transactional_id: "txn".to_string(),
+        producer_id: PRODUCER,
+        producer_epoch: 0,
+        member_id: plain.member_id,
+        generation_id: plain.generation_id,
+        group_instance_id: None,
+        partitions: plain.partitions,
+    }
+}
+
+fn of_producer(producer_id: i64, mut req: TxnCommitRequest) -> TxnCommitRequest {
+    req.producer_id = producer_id;
+    req
+}
+
+impl Harness {
+    fn txn_commit(
+        &mut self,
+        req: &TxnCommitRequest,
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        self.coord.txn_offset_commit(req, self.now, &mut self.log)
+    }
+
+    /// Writes the producer's marker to [`GROUP`]'s partition and tells the
+    /// coordinator, as the replica manager's marker path does.
+    fn end_txn(&mut self, producer_id: i64, commit: bool) -> usize {
+        let p = self.coord.partition_for(GROUP);
+        self.log.marker(p, producer_id, commit);
+        self.coord.complete_transaction(p, producer_id, commit)
+    }
+
+    fn pending(&self, topic: &str, partition: i32) -> bool {
+        self.coord.has_pending(GROUP, topic, partition)
+    }
+
+    /// A new coordinator that loads [`GROUP`]'s partition from the log.
+    fn reloaded(&self) -> Harness {
+        let p = self.coord.partition_for(GROUP);
+        let mut fresh = Harness::unloaded(config());
+        fresh.now = self.now;
+        fresh
+            .coord
+            .load_partition(p, self.log.entries_on(p), self.now);
+        fresh.log = MemLog {
+            logs: self.log.logs.clone(),
+            ..MemLog::default()
+        };
+        fresh
+    }
+}
+
+#[test]
+fn kip98_transactional_offsets_are_pending_and_invisible_until_the_transaction_commits() {
+    let mut h = Harness::new();
+    h.commit(&commit_req("", -1, &[("t", 0, 5)]))
+        .expect("committed");
+    assert_eq!(
+        h.txn_commit(&txn_req("", -1, &[("t", 0, 10), ("t", 1, 11)])),
+        Ok(vec![None, None])
+    );
+    // Stored as one transactional batch of the producer.
+    let p = h.coord.partition_for(GROUP);
+    assert_eq!(h.log.transactional, vec![(p, PRODUCER, 0, 2)]);
+    // OffsetFetch still sees the committed offset, or none.
+    assert_eq!(h.fetch("t", 0).map(|c| c.offset), Some(5));
+    assert_eq!(h.fetch("t", 1), None);
+    assert!(h.pending("t", 0) && h.pending("t", 1));
+    assert!(!h.pending("t", 2));
+}
+
+#[test]
+fn kip98_offsets_of_a_committed_transaction_become_committed() {
+    let mut h = Harness::new();
+    h.commit(&commit_req("", -1, &[("t", 0, 5)]))
+        .expect("committed");
+    let mut req = txn_req("", -1, &[("t", 0, 10), ("t", 1, 11)]);
+    req.partitions[0].metadata = Some("m".to_string());
+    req.partitions[0].leader_epoch = 4;
+    h.now = 77;
+    h.txn_commit(&req).expect("stored");
+    h.now = 100;
+    assert_eq!(h.end_txn(PRODUCER, true), 2);
+    assert_eq!(
+        h.fetch("t", 0),
+        Some(Committed {
+            offset: 10,
+            leader_epoch: 4,
+            metadata: "m".to_string(),
+            commit_timestamp: 77,
+            expire_timestamp: -1,
+        })
+    );
+    assert_eq!(h.fetch("t", 1).map(|c| c.offset), Some(11));
+    assert!(!h.pending("t", 0) && !h.pending("t", 1));
+    // A second marker for the same producer changes nothing.
+    assert_eq!(h.end_txn(PRODUCER, true), 0);
+}
+
+#[test]
+fn kip98_offsets_of_an_aborted_transaction_are_dropped() {
+    let mut h = Harness::new();
+    h.commit(&commit_req("", -1, &[("t", 0, 5)]))
+        .expect("committed");
+    h.txn_commit(&txn_req("", -1, &[("t", 0, 10), ("t", 1, 11)]))
+        .expect("stored");
+    assert_eq!(h.end_txn(PRODUCER, false), 0);
+    assert_eq!(h.fetch("t", 0).map(|c| c.offset), Some(5));
+    assert_eq!(h.fetch("t", 1), None);
+    assert!(!h.pending("t", 0));
+}
+
+#[test]
+fn kip98_a_marker_completes_only_its_producers_offsets() {
+    let mut h = Harness::new();
+    h.txn_commit(&txn_req("", -1, &[("t", 0, 10)]))
+        .expect("stored");
+    h.txn_commit(&of_producer(7, txn_req("", -1, &[("t", 1, 20)])))
+        .expect("stored");
+    h.end_txn(7, true);
+    assert_eq!(h.fetch("t", 1).map(|c| c.offset), Some(20));
+    assert_eq!(h.fetch("t", 0), None);
+    assert!(h.pending("t", 0));
+}
+
+#[test]
+fn kip98_a_marker_on_another_partition_leaves_the_groups_offsets_pending() {
+    // Kafka's handleTxnCompletion completes the producer's offsets in the
+    // groups of the partition the marker was written to, and only those.
+    let mut h = Harness::new();
+    let other = group_on_other_partition(&h.coord);
+    let mut req = txn_req("", -1, &[("t", 0, 10)]);
+    h.txn_commit(&req).expect("stored");
+    req.group_id = other.clone();
+    h.txn_commit(&req).expect("stored");
+    h.end_txn(PRODUCER, true);
+    assert_eq!(h.fetch("t", 0).map(|c| c.offset), Some(10));
+    assert!(h.coord.has_pending(&other, "t", 0));
+    let p = h.coord.partition_for(&other);
+    h.log.marker(p, PRODUCER, false);
+    h.coord.complete_transaction(p, PRODUCER, false);
+    assert!(!h.coord.has_pending(&other, "t", 0));
+}
+
+#[test]
+fn kip447_require_stable_sees_partitions_with_pending_offsets() {
+    // OffsetFetch v7+ with require_stable answers UNSTABLE_OFFSET_COMMIT
+    // for exactly the partitions `has_pending` names (the handler maps it).
+    let mut h = Harness::new();
+    h.commit(&commit_req("", -1, &[("t", 0, 5), ("t", 1, 6)]))
+        .expect("committed");
+    h.txn_commit(&txn_req("", -1, &[("t", 1, 10)]))
+        .expect("stored");
+    assert!(!h.pending("t", 0));
+    assert!(h.pending("t", 1));
+    assert!(!h.coord.has_pending("another-group", "t", 1));
+    h.end_txn(PRODUCER, true);
+    assert!(!h.pending("t", 1));
+}
+
+#[test]
+fn kip447_membership_is_checked_when_given() {
+    let mut h = Harness::new();
+    let joined = h.stable_group(2);
+    let member = joined[0].member_id.clone();
+    let check = |h: &mut Harness, req: TxnCommitRequest| h.txn_commit(&req).map(|_| ());
+    assert_eq!(
+        check(&mut h, txn_req(&member, 2, &[("t", 0, 1)])),
+        Err(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(
+        check(&mut h, txn_req("stranger", 1, &[("t", 0, 1)])),
+        Err(ResponseError::UnknownMemberId)
+    );
+    // A generation without a member id is checked too.
+    assert_eq!(
+        check(&mut h, txn_req("", 1, &[("t", 0, 1)])),
+        Err(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(check(&mut h, txn_req(&member, 1, &[("t", 0, 1)])), Ok(()));
+    // Versions 0-2 carry no membership: a live group takes the offsets.
+    assert_eq!(check(&mut h, txn_req("", -1, &[("t", 1, 1)])), Ok(()));
+    assert!(h.pending("t", 0) && h.pending("t", 1));
+}
+
+#[test]
+fn kip447_static_members_are_checked_by_instance_id() {
+    let mut h = Harness::new();
+    let joined = h.stable_static_group(&["a"]);
+    let member = joined[0].member_id.clone();
+    let with_instance = |member: &str, instance: &str| TxnCommitRequest {
+        group_instance_id: Some(instance.to_string()),
+        ..txn_req(member, 1, &[("t", 0, 1)])
+    };
+    assert_eq!(
+        h.txn_commit(&with_instance("old-id", "a")),
+        Err(ResponseError::FencedInstanceId)
+    );
+    assert_eq!(
+        h.txn_commit(&with_instance(&member, "unknown")),
+        Err(ResponseError::UnknownMemberId)
+    );
+    assert_eq!(h.txn_commit(&with_instance(&member, "a")), Ok(vec![None]));
+}
+
+#[test]
+fn kip447_a_rebalancing_group_takes_transactional_offsets_of_its_generation() {
+    // Unlike OffsetCommit, which answers REBALANCE_IN_PROGRESS while the
+    // group completes a rebalance, the transactional commit does not look
+    // at the group's state (ClassicGroup.validateOffsetCommit).
+    let mut h = Harness::new();
+    let joined = h.form_group(vec![join_req(""), join_req("")]);
+    assert_eq!(h.state(GROUP), Some(GroupState::CompletingRebalance));
+    let member = joined[0].member_id.clone();
+    assert_eq!(
+        h.commit(&commit_req(&member, 1, &[("t", 0, 1)])),
+        Err(ResponseError::RebalanceInProgress)
+    );
+    assert_eq!(
+        h.txn_commit(&txn_req(&member, 1, &[("t", 0, 1)])),
+        Ok(vec![None])
+    );
+}
+
+#[test]
+fn txn_commit_creates_an_unknown_group_only_without_a_generation_and_once_stored() {
+    // Kafka 4.0's validateTransactionalOffsetCommit: an unknown group is
+    // created as a group that only stores offsets when the generation is
+    // negative, and is ILLEGAL_GENERATION otherwise.
+    let mut h = Harness::new();
+    assert_eq!(
+        h.txn_commit(&txn_req("m", 3, &[("t", 0, 1)])),
+        Err(ResponseError::IllegalGeneration)
+    );
+    assert_eq!(h.state(GROUP), None);
+    h.log.fail_next = Some(ResponseError::NotLeaderOrFollower);
+    assert_eq!(
+        h.txn_commit(&txn_req("", -1, &[("t", 0, 1)])),
+        Ok(vec![Some(ResponseError::NotCoordinator)])
+    );
+    assert_eq!(h.state(GROUP), None);
+    assert!(!h.pending("t", 0));
+    assert_eq!(
+        h.txn_commit(&txn_req("", -1, &[("t", 0, 1)])),
+        Ok(vec![None])
+    );
+    assert_eq!(h.state(GROUP), Some(GroupState::Empty));
+}
+
+#[test]
+fn txn_commit_metadata_longer_than_the_limit_fails_that_partition_only() {
+    let mut h = Harness::with_config(CoordinatorConfig {
+        offset_metadata_max_bytes: 3,
+        ..config()
+    });
+    let mut req = txn_req("", -1, &[("t", 0, 1), ("t", 1, 2)]);
+    req.partitions[0].metadata = Some("long".to_string());
+    assert_eq!(
+        h.txn_commit(&req),
+        Ok(vec![Some(ResponseError::OffsetMetadataTooLarge), None])
+    );
+    assert!(!h.pending("t", 0));
+    assert!(h.pending("t", 1));
+    // Nothing to store at all: no append.
+    req.partitions.truncate(1);
+    let appends = h.log.appends;
+    assert_eq!(
+        h.txn_commit(&req),
+        Ok(vec![Some(ResponseError::OffsetMetadataTooLarge)])
+    );
+    assert_eq!(h.log.appends, appends);
+}
+
+#[test]
+fn failed_transactional_append_answers_with_kafkas_mapping_and_leaves_nothing_pending() {
+    for (stored, answered) in [
+        (
+            ResponseError::NotEnoughReplicas,
+            ResponseError::CoordinatorNotAvailable,
+        ),
+        (
+            ResponseError::KafkaStorageError,
+            ResponseError::NotCoordinator,
+        ),
+        (
+            ResponseError::RecordListTooLarge,
+            ResponseError::UnknownServerError,
+        ),
+        // A fenced producer epoch comes back from the log as it is.
+        (
+            ResponseError::InvalidProducerEpoch,
+            ResponseError::InvalidProducerEpoch,
+        ),
+    ] {
+        let mut h = Harness::new();
+        h.log.fail_next = Some(stored);
+        assert_eq!(
+            h.txn_commit(&txn_req("", -1, &[("t", 0, 1), ("t", 1, 2)])),
+            Ok(vec![Some(answered), Some(answered)])
+        );
+        assert!(!h.pending("t", 0) && !h.pending("t", 1));
+    }
+}
+
+#[test]
+fn txn_commit_of_a_partition_not_led_or_loading_is_refused() {
+    let mut h = Harness::unloaded(config());
+    assert_eq!(
+        h.txn_commit(&txn_req("", -1, &[("t", 0, 1)])),
+        Err(ResponseError::NotCoordinator)
+    );
+    h.coord.begin_load(h.coord.partition_for(GROUP));
+    assert_eq!(
+        h.txn_commit(&txn_req("", -1, &[("t", 0, 1)])),
+        Err(ResponseError::CoordinatorLoadInProgress)
+    );
+    let mut h = Harness::new();
+    let mut req = txn_req("", -1, &[("t", 0, 1)]);
+    req.group_id.clear();
+    assert_eq!(h.txn_commit(&req), Err(ResponseError::InvalidGroupId));
+}
+
+#[test]
+fn a_plain_commit_stored_after_the_transactional_one_wins_when_the_transaction_commits() {
+    // Kafka's CommitRecordMetadataAndOffset: the record later in the log
+    // wins, whichever kind it is; a reload from the log agrees.
+    let mut h = Harness::new();
+    h.txn_commit(&txn_req("", -1, &[("t", 0, 10), ("t", 1, 11)]))
+        .expect("stored");
+    h.commit(&commit_req("", -1, &[("t", 0, 20)]))
+        .expect("committed");
+    assert_eq!(h.end_txn(PRODUCER, true), 1);
+    assert_eq!(h.fetch("t", 0).map(|c| c.offset), Some(20));
+    assert_eq!(h.fetch("t", 1).map(|c| c.offset), Some(11));
+    let fresh = h.reloaded();
+    assert_eq!(
+        fresh.coord.fetch_offsets(GROUP, None),
+        h.coord.fetch_offsets(GROUP, None)
+    );
+}
+
+#[test]
+fn a_transactional_commit_stored_after_a_plain_one_replaces_it_when_the_transaction_commits() {
+    let mut h = Harness::new();
+    h.commit(&commit_req("", -1, &[("t", 0, 20)]))
+        .expect("committed");
+    h.txn_commit(&txn_req("", -1, &[("t", 0, 10)]))
+        .expect("stored");
+    assert_eq!(h.end_txn(PRODUCER, true), 1);
+    assert_eq!(h.fetch("t", 0).map(|c| c.offset), Some(10));
+    assert_eq!(h.reloaded().fetch("t", 0).map(|c| c.offset), Some(10));
+}
+
+#[test]
+fn reload_replays_transactional_records_and_their_markers() {
+    // Kafka's loadGroupsAndOffsets: a COMMIT marker makes the producer's
+    // offsets committed, an ABORT drops them, and offsets of a transaction
+    // without a marker stay pending.
+    let mut h = Harness::new();
+    h.commit(&commit_req(
+        "",
+        -1,
+        &[("t", 0, 1), ("t", 1, 1), ("t", 2, 1)],
+    ))
+    .expect("committed");
+    h.txn_commit(&of_producer(1, txn_req("", -1, &[("t", 0, 10)])))
+        .expect("stored");
+    h.txn_commit(&of_producer(2, txn_req("", -1, &[("t", 1, 20)])))
+        .expect("stored");
+    h.txn_commit(&of_producer(3, txn_req("", -1, &[("t", 2, 30)])))
+        .expect("stored");
+    h.end_txn(1, true);
+    h.end_txn(2, false);
+
+    let mut fresh = h.reloaded();
+    assert_eq!(fresh.fetch("t", 0).map(|c| c.offset), Some(10));
+    assert_eq!(fresh.fetch("t", 1).map(|c| c.offset), Some(1));
+    assert_eq!(fresh.fetch("t", 2).map(|c| c.offset), Some(1));
+    assert!(!fresh.pending("t", 0) && !fresh.pending("t", 1));
+    assert!(fresh.pending("t", 2));
+    // The open transaction completes on the new coordinator.
+    assert_eq!(fresh.end_txn(3, true), 1);
+    assert_eq!(fresh.fetch("t", 2).map(|c| c.offset), Some(30));
+}
+
+#[test]
+fn a_group_known_only_from_pending_offsets_is_loaded() {
+    let mut h = Harness::new();
+    h.txn_commit(&txn_req("", -1, &[("t", 0, 10)]))
+        .expect("stored");
+    let fresh = h.reloaded();
+    assert_eq!(fresh.state(GROUP), Some(GroupState::Empty));
+    assert!(fresh.pending("t", 0));
+}
+
+#[test]
+fn a_marker_written_while_the_partition_loads_is_applied_after_the_load() {
+    // The loader may have read the log before the marker was written: the
+    // marker is kept and applied when the load ends; one the loader did
+    // read is harmless to apply again.
+    let mut h = Harness::new();
+    h.txn_commit(&txn_req("", -1, &[("t", 0, 10)]))
+        .expect("stored");
+    let p = h.coord.partition_for(GROUP);
+    for marker_in_the_read in [false, true] {
+        let before = h.log.entries_on(p);
+        let mut log = MemLog {
+            logs: h.log.logs.clone(),
+            ..MemLog::default()
+        };
+        log.marker(p, PRODUCER, true);
+        let read = if marker_in_the_read {
+            log.entries_on(p)
+        } else {
+            before
+        };
+        let mut fresh = Harness::unloaded(config());
+        fresh.coord.begin_load(p);
+        assert_eq!(fresh.coord.complete_transaction(p, PRODUCER, true), 0);
+        fresh.coord.load_partition(p, read, 0);
+        assert_eq!(fresh.fetch("t", 0).map(|c| c.offset), Some(10));
+        assert!(!fresh.pending("t", 0));
+    }
+}
+
+#[test]
+fn a_marker_for_a_partition_not_coordinated_is_ignored() {
+    let mut h = Harness::new();
+    h.txn_commit(&txn_req("", -1, &[("t", 0, 10)]))
+        .expect("stored");
+    let p = h.coord.partition_for(GROUP);
+    let out = h.coord.unload_partition(p);
+    h.deliver(out);
+    assert_eq!(h.coord.complete_transaction(p, PRODUCER, true), 0);
+    // The partition's next coordinator reads the marker from the log.
+    h.log.marker(p, PRODUCER, true);
+    assert_eq!(h.reloaded().fetch("t", 0).map(|c| c.offset), Some(10));
+}
+
+#[test]
+fn unloading_drops_pending_offsets_and_a_reload_brings_them_back() {
+    let mut h = Harness::new();
+    h.txn_commit(&txn_req("", -1, &[("t", 0, 10)]))
+        .expect("stored");
+    let p = h.coord.partition_for(GROUP);
+    let out = h.coord.unload_partition(p);
+    h.deliver(out);
+    let entries = h.log.entries_on(p);
+    h.coord.load_partition(p, entries, h.now);
+    assert!(h.pending("t", 0));
+    assert_eq!(h.end_txn(PRODUCER, true), 1);
+    assert_eq!(h.fetch("t", 0).map(|c| c.offset), Some(10));
+}
+
+#[test]
+fn a_group_with_pending_offsets_is_not_removed_by_expiration() {
+    // Kafka: a group whose offsets all expired is removed only when no
+    // transaction holds pending offsets of it.
+    let mut h = Harness::new();
+    h.txn_commit(&txn_req("", -1, &[("t", 0, 10)]))
+        .expect("stored");
+    let later = 10 * RETENTION_MS;
+    assert_eq!(h.coord.expire_offsets(later, &mut h.log), 0);
+    assert_eq!(h.state(GROUP), Some(GroupState::Empty));
+    assert!(h.pending("t", 0));
+    h.end_txn(PRODUCER, false);
+    h.coord.expire_offsets(later, &mut h.log);
+    assert_eq!(h.state(GROUP), None);
+}
+
+#[test]
+fn an_offset_with_a_pending_transactional_offset_does_not_expire() {
+    // Kafka 4.0's cleanupExpiredOffsets.
+    let mut h = Harness::new();
+    h.commit(&commit_req("", -1, &[("t", 0, 1), ("t", 1, 1)]))
+        .expect("committed");
+    h.txn_commit(&txn_req("", -1, &[("t", 0, 10)]))
+        .expect("stored");
+    assert_eq!(h.coord.expire_offsets(RETENTION_MS, &mut h.log), 1);
+    assert_eq!(h.fetch("t", 0).map(|c| c.offset), Some(1));
+    assert_eq!(h.fetch("t", 1), None);
+    assert_eq!(h.state(GROUP), Some(GroupState::Empty));
+}
+
+#[test]
+fn delete_group_deletes_pending_offsets_with_tombstones() {
+    // Kafka 4.0's deleteAllOffsets: an empty group is deleted even while a
+    // transaction holds offsets of it, and those get tombstones too, so the
+    // transaction's COMMIT does not bring them back, now or on reload.
+    let mut h = Harness::new();
+    h.commit(&commit_req("", -1, &[("t", 0, 1)]))
+        .expect("committed");
+    h.txn_commit(&txn_req("", -1, &[("t", 0, 10), ("t", 1, 11)]))
+        .expect("stored");
+    assert_eq!(h.coord.delete_group(GROUP, &mut h.log), Ok(()));
+    assert_eq!(
+        h.log.offset_tombstones(GROUP),
+        [("t".to_string(), 0), ("t".to_string(), 1)]
+            .into_iter()
+            .collect()
+    );
+    assert_eq!(h.state(GROUP), None);
+    assert_eq!(h.end_txn(PRODUCER, true), 0);
+    assert_eq!(h.fetch("t", 0), None);
+    let fresh = h.reloaded();
+    assert_eq!(fresh.fetch("t", 0), None);
+    assert_eq!(fresh.fetch("t", 1), None);
+    assert_eq!(fresh.state(GROUP), None);
+}
+
+#[test]
+fn offset_delete_deletes_the_partitions_pending_offsets() {
+    // Kafka 4.0: a tombstone is written when the partition has a committed
+    // or a pending offset, and it removes both.
+    let mut h = Harness::new();
+    h.txn_commit(&txn_req("", -1, &[("t", 0, 10), ("t", 1, 11)]))
+        .expect("stored");
+    assert_eq!(
+        h.coord
+            .delete_offsets(GROUP, &[("t".to_string(), 0)], &mut h.log),
+        Ok(vec![None])
+    );
+    assert_eq!(
+        h.log.offset_tombstones(GROUP),
+        [("t".to_string(), 0)].into_iter().collect()
+    );
+    assert!(!h.pending("t", 0));
+    assert!(h.pending("t", 1));
+    assert_eq!(h.end_txn(PRODUCER, true), 1);
+    assert_eq!(h.fetch("t", 0), None);
+    assert_eq!(h.fetch("t", 1).map(|c| c.offset), Some(11));
+    let fresh = h.reloaded();
+    assert_eq!(fresh.fetch("t", 0), None);
+    assert_eq!(fresh.fetch("t", 1).map(|c| c.offset), Some(11));
+}
+
+#[test]
+fn deleting_a_topic_deletes_its_pending_transactional_offsets() {
+    let mut h = Harness::new();
+    h.txn_commit(&txn_req("", -1, &[("gone", 0, 10), ("kept", 0, 11)]))
+        .expect("stored");
+    assert_eq!(
+        h.coord
+            .remove_offsets_of_topics(&["gone".to_string()], &mut h.log),
+        1
+    );
+    assert!(!h.pending("gone", 0));
+    h.end_txn(PRODUCER, true);
+    assert_eq!(h.fetch("gone", 0), None);
+    assert_eq!(h.fetch("kept", 0).map(|c| c.offset), Some(11));
+    assert_eq!(h.reloaded().fetch("gone", 0), None);
+}
+
+// ---- Random transactional sequences against a model -----------------------------
+
+#[derive(Debug, Clone)]
+enum TxnStep {
+    Plain(i32, i64),
+    Txn(usize, i32, i64),
+    End(usize, bool),
+    Delete(i32),
+    Reload,
+}
+
+fn txn_step() -> impl Strategy<Value = TxnStep> {
+    let partition = 0..3i32;
+    let producer = 0..2usize;
+    prop_oneof![
+        2 => (partition.clone(), 0..100i64).prop_map(|(p, o)| TxnStep::Plain(p, o)),
+        3 => (producer.clone(), partition.clone(), 0..100i64)
+            .prop_map(|(x, p, o)| TxnStep::Txn(x, p, o)),
+        2 => (producer, any::<bool>()).prop_map(|(x, c)| TxnStep::End(x, c)),
+        1 => partition.prop_map(TxnStep::Delete),
+        1 => Just(TxnStep::Reload),
+    ]
+}
+
+/// The rules as a list of events in log order: the visible offset of a
+/// partition is that of its latest plain commit or committed transactional
+/// commit after its latest tombstone; a partition is pending while an open
+/// transaction committed it after that tombstone.
+#[derive(Default)]
+struct TxnModel {
+    /// (position, partition, offset, transaction: (producer, number)).
+    commits: Vec<(usize, i32, i64, Option<(usize, u32)>)>,
+    tombstones: Vec<(usize, i32)>,
+    /// Per producer: the number of its current transaction.
+    current: [u32; 2],
+    committed: BTreeSet<(usize, u32)>,
+    position: usize,
+}
+
+impl TxnModel {
+    fn next(&mut self) -> usize {
+        self.position += 1;
+        self.position
+    }
+
+    fn deleted_at(&self, partition: i32) -> usize {
+        self.tombstones
+            .iter()
+            .filter(|(_, p)| *p == partition)
+            .map(|(at, _)| *at)
+            .max()
+            .unwrap_or(0)
+    }
+
+    fn visible(&self, partition: i32) -> Option<i64> {
+        let since = self.deleted_at(partition);
+        self.commits
+            .iter()
+            .filter(|(at, p, _, txn)| {
+                *p == partition && *at > since && txn.is_none_or(|t| self.committed.contains(&t))
+            })
+            .max_by_key(|(at, ..)| *at)
+            .map(|(_, _, offset, _)| *offset)
+    }
+
+    fn pending(&self, partition: i32) -> bool {
+        let since = self.deleted_at(partition);
+        self.commits.iter().any(|(at, p, _, txn)| {
+            *p == partition
+                && *at > since
+                && txn.is_some_and(|(producer, n)| self.current[producer] == n)
+        })
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn random_plain_and_transactional_commits_follow_the_log_order_rule_and_survive_reloads(
+        steps in proptest::collection::vec(txn_step(), 1..40)
+    ) {
+        let producers = [11i64, 12];
+        let mut h = Harness::new();
+        let mut model = TxnModel::default();
+        for s in &steps {
+            match *s {
+                TxnStep::Plain(p, offset) => {
+                    h.commit(&commit_req("", -1, &[("t", p, offset)])).expect("committed");
+                    let at = model.next();
+                    model.commits.push((at, p, offset, None));
+                }
+                TxnStep::Txn(x, p, offset) => {
+                    let req = of_producer(producers[x], txn_req("", -1, &[("t", p, offset)]));
+                    prop_assert_eq!(h.txn_commit(&req), Ok(vec![None]));
+                    let at = model.next();
+                    model.commits.push((at, p, offset, Some((x, model.current[x]))));
+                }
+                TxnStep::End(x, commit) => {
+                    h.end_txn(producers[x], commit);
+                    model.next();
+                    if commit {
+                        model.committed.insert((x, model.current[x]));
+                    }
+                    model.current[x] += 1;
+                }
+                TxnStep::Delete(p) => {
+                    // Only a group that exists can have offsets deleted.
+                    if h.state(GROUP).is_some() {
+                        let appends = h.log.appends;
+                        let r = h.coord.delete_offsets(GROUP, &[("t".to_string(), p)], &mut h.log);
+                        prop_assert_eq!(r, Ok(vec![None]));
+                        // A tombstone is written when something was stored.
+                        if h.log.appends > appends {
+                            let at = model.next();
+                            model.tombstones.push((at, p));
+                        }
+                    }
+                }
+                TxnStep::Reload => {
+                    let fresh = h.reloaded();
+                    h.coord = fresh.coord;
+                }
+            }
+            for p in 0..3 {
+                prop_assert_eq!(h.fetch("t", p).map(|c| c.offset), model.visible(p), "partition {} after {:?}", p, s);
+                prop_assert_eq!(h.pending("t", p), model.pending(p), "pending {} after {:?}", p, s);
+            }
+        }
+        let fresh = h.reloaded();
+        for p in 0..3 {
+            prop_assert_eq!(fresh.fetch("t", p), h.fetch("t", p));
+            prop_assert_eq!(fresh.pending("t", p), h.pending("t", p));
+        }
+    }
+}
