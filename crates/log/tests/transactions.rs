@@ -434,3 +434,300 @@ fn txnindex_entries_are_kafkas_34_byte_format() {
     want.extend_from_slice(&4i64.to_be_bytes());
     assert_eq!(bytes, want);
 }
+
+// ------------------------------------------------- snapshots and recovery
+
+fn clean_state() -> LoadState {
+    LoadState {
+        recovery_point: 0,
+        log_start_offset: 0,
+        had_clean_shutdown: true,
+        now_ms: T0,
+    }
+}
+
+fn snapshot_offsets(dir: &Path) -> Vec<i64> {
+    let mut out: Vec<i64> = fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            riffle_log::producer_snapshot::offset_of(&e.unwrap().file_name().to_string_lossy())
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// Everything the producer state decides, for comparing two logs.
+fn observable(log: &Log) -> (Vec<riffle_log::ProducerView>, Option<i64>, Vec<AbortedTxn>) {
+    (
+        log.producers(),
+        log.first_unstable_offset(),
+        log.aborted_transactions(0, log.log_end_offset()).unwrap(),
+    )
+}
+
+/// Two producers with transactions across several small segments: one
+/// committed, one aborted, and one still open at the end.
+fn busy_log(dir: &Path) -> Log {
+    let mut config = small_config();
+    config.segment_bytes = 300;
+    let mut log = open(dir, config);
+    produce(&mut log, idem(9, 1, 0), 2).unwrap();
+    produce(&mut log, txn(1, 0, 0), 3).unwrap();
+    produce(&mut log, txn(2, 0, 0), 3).unwrap();
+    produce(&mut log, txn(1, 0, 3), 3).unwrap();
+    end_txn(&mut log, 1, 0, false).unwrap();
+    produce(&mut log, idem(9, 1, 2), 3).unwrap();
+    produce(&mut log, txn(2, 0, 3), 3).unwrap();
+    end_txn(&mut log, 2, 0, true).unwrap();
+    produce(&mut log, txn(1, 0, 6), 2).unwrap();
+    produce(&mut log, idem(9, 1, 5), 1).unwrap();
+    produce(&mut log, txn(2, 0, 6), 1).unwrap();
+    end_txn(&mut log, 2, 0, false).unwrap();
+    plain(&mut log, 2);
+    assert!(log.segment_count() >= 3);
+    log
+}
+
+#[test]
+fn the_snapshot_written_at_close_is_kafkas_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), LogConfig::default());
+    produce(&mut log, idem(7, 2, 0), 3).unwrap(); // 0..=2, seq 0..=2
+    produce(&mut log, txn(8, 1, 0), 2).unwrap(); // 3..=4, ongoing
+    log.append_txn_marker(
+        &TxnMarker {
+            producer_id: 5,
+            producer_epoch: 4,
+            coordinator_epoch: 6,
+            commit: true,
+        },
+        1,
+        T0 + 1,
+    )
+    .unwrap(); // 5: a producer known only from a marker
+    let leo = log.log_end_offset();
+    log.close(T0).unwrap();
+    let bytes = fs::read(tmp.path().join(format!("{leo:020}.snapshot"))).unwrap();
+
+    // ProducerSnapshot v1: version, crc, entry count, then per producer:
+    // id, epoch, last sequence, last offset, offset delta, timestamp,
+    // coordinator epoch, current transaction's first offset.
+    let mut want: Vec<u8> = Vec::new();
+    want.extend_from_slice(&1i16.to_be_bytes());
+    want.extend_from_slice(&[0; 4]);
+    want.extend_from_slice(&3i32.to_be_bytes());
+    let mut entry =
+        |id: i64, epoch: i16, seq: i32, last: i64, delta: i32, ts: i64, ce: i32, txn: i64| {
+            want.extend_from_slice(&id.to_be_bytes());
+            want.extend_from_slice(&epoch.to_be_bytes());
+            want.extend_from_slice(&seq.to_be_bytes());
+            want.extend_from_slice(&last.to_be_bytes());
+            want.extend_from_slice(&delta.to_be_bytes());
+            want.extend_from_slice(&ts.to_be_bytes());
+            want.extend_from_slice(&ce.to_be_bytes());
+            want.extend_from_slice(&txn.to_be_bytes());
+        };
+    entry(5, 4, -1, -1, 0, T0 + 1, 6, -1);
+    entry(7, 2, 2, 2, 2, T0, -1, -1);
+    entry(8, 1, 1, 4, 1, T0, -1, 3);
+    let crc = crc32c::crc32c(&want[6..]);
+    want[2..6].copy_from_slice(&crc.to_be_bytes());
+    assert_eq!(bytes, want);
+
+    // Reopened from the snapshot alone (nothing to replay).
+    let mut log = Log::open(tmp.path(), small_config(), clean_state()).unwrap();
+    assert_eq!(log.first_unstable_offset(), Some(3));
+    assert_eq!(log.producers().len(), 3);
+    // The last batch is still a duplicate after the restart.
+    let dup = produce(&mut log, idem(7, 2, 0), 3).unwrap();
+    assert!(dup.duplicate);
+    assert_eq!((dup.first_offset, dup.last_offset), (0, 2));
+    produce(&mut log, idem(7, 2, 3), 1).unwrap();
+}
+
+#[test]
+fn recovery_replays_the_log_after_the_newest_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = busy_log(tmp.path());
+    let want = observable(&log);
+    let config = log.config().clone();
+    let snapshots = snapshot_offsets(tmp.path());
+    assert!(!snapshots.is_empty(), "rolls take snapshots");
+    assert!(
+        snapshots.len() <= 3,
+        "old snapshots are deleted: {snapshots:?}"
+    );
+    drop(log); // a crash: no close, no final snapshot
+    let log = Log::open(tmp.path(), config.clone(), LoadState::unclean(T0)).unwrap();
+    assert_eq!(observable(&log), want);
+    drop(log);
+
+    // Without any snapshot the whole log is replayed, and the rebuilt
+    // state and transaction indexes are the same.
+    for s in snapshot_offsets(tmp.path()) {
+        fs::remove_file(tmp.path().join(format!("{s:020}.snapshot"))).unwrap();
+    }
+    for entry in fs::read_dir(tmp.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "txnindex") {
+            fs::remove_file(path).unwrap();
+        }
+    }
+    let log = Log::open(tmp.path(), config, LoadState::unclean(T0)).unwrap();
+    assert_eq!(observable(&log), want);
+    assert_eq!(
+        snapshot_offsets(tmp.path()),
+        vec![log.log_end_offset()],
+        "a snapshot at the end once recovery made it durable"
+    );
+}
+
+#[test]
+fn a_corrupt_snapshot_is_deleted_and_an_older_one_or_the_log_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = busy_log(tmp.path());
+    let want = observable(&log);
+    let config = log.config().clone();
+    let leo = log.log_end_offset();
+    log.close(T0).unwrap();
+    let snapshots = snapshot_offsets(tmp.path());
+    assert_eq!(snapshots.last(), Some(&leo));
+    let newest = tmp.path().join(format!("{leo:020}.snapshot"));
+
+    // A flipped bit fails the CRC.
+    let mut bytes = fs::read(&newest).unwrap();
+    let at = bytes.len() - 3;
+    bytes[at] ^= 0x10;
+    fs::write(&newest, &bytes).unwrap();
+    let log = Log::open(tmp.path(), config.clone(), clean_state()).unwrap();
+    assert_eq!(observable(&log), want);
+    log.close(T0).unwrap();
+
+    // A short file, a future version, and garbage in every snapshot.
+    for (i, s) in snapshot_offsets(tmp.path()).iter().enumerate() {
+        let path = tmp.path().join(format!("{s:020}.snapshot"));
+        let content: Vec<u8> = match i % 3 {
+            0 => vec![0, 1, 2],
+            1 => {
+                let mut b = fs::read(&path).unwrap();
+                b[1] = 2;
+                b
+            }
+            _ => vec![0xAB; 64],
+        };
+        fs::write(&path, content).unwrap();
+    }
+    let log = Log::open(tmp.path(), config, clean_state()).unwrap();
+    assert_eq!(observable(&log), want);
+}
+
+#[test]
+fn truncation_reloads_producer_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), LogConfig::default());
+    produce(&mut log, txn(1, 0, 0), 2).unwrap(); // 0..=1
+    produce(&mut log, idem(2, 0, 0), 1).unwrap(); // 2
+    end_txn(&mut log, 1, 0, false).unwrap(); // 3
+    produce(&mut log, idem(2, 0, 1), 1).unwrap(); // 4
+    log.roll(T0).unwrap();
+    produce(&mut log, idem(2, 0, 2), 1).unwrap(); // 5
+    assert_eq!(log.first_unstable_offset(), None);
+    assert_eq!(
+        log.aborted_transactions(0, 6).unwrap(),
+        vec![aborted(1, 0, 3, 4)]
+    );
+
+    // A follower cuts its log before the abort marker: the transaction is
+    // open again and its index entry is gone.
+    log.truncate_to(3, T0).unwrap();
+    assert_eq!(log.first_unstable_offset(), Some(0));
+    assert!(log.aborted_transactions(0, 3).unwrap().is_empty());
+    assert_eq!(
+        fs::metadata(tmp.path().join("00000000000000000000.txnindex"))
+            .unwrap()
+            .len(),
+        0
+    );
+    assert!(snapshot_offsets(tmp.path()).iter().all(|s| *s <= 3));
+    // Producer 2's batches after offset 3 are forgotten: its sequence 1 is
+    // new again, not a duplicate.
+    let again = produce(&mut log, idem(2, 0, 1), 1).unwrap();
+    assert!(!again.duplicate);
+    assert_eq!(again.first_offset, 3);
+
+    log.truncate_fully_and_start_at(10, T0).unwrap();
+    assert!(log.producers().is_empty());
+    assert_eq!(log.first_unstable_offset(), None);
+    assert!(snapshot_offsets(tmp.path()).is_empty());
+}
+
+#[test]
+fn a_torn_marker_reopens_its_transaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), LogConfig::default());
+    produce(&mut log, txn(1, 0, 0), 2).unwrap(); // 0..=1
+    end_txn(&mut log, 1, 0, false).unwrap(); // 2
+    let config = log.config().clone();
+    log.close(T0).unwrap();
+    // The marker's last bytes never reached the disk.
+    let seg = tmp.path().join("00000000000000000000.log");
+    let len = fs::metadata(&seg).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&seg)
+        .unwrap()
+        .set_len(len - 5)
+        .unwrap();
+    let log = Log::open(tmp.path(), config, LoadState::unclean(T0)).unwrap();
+    assert_eq!(log.log_end_offset(), 2);
+    assert_eq!(log.first_unstable_offset(), Some(0));
+    assert!(log.aborted_transactions(0, 2).unwrap().is_empty());
+    assert!(
+        !snapshot_offsets(tmp.path()).contains(&3),
+        "the snapshot past the end is gone"
+    );
+}
+
+#[test]
+fn a_torn_txnindex_is_rebuilt_from_the_log() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = busy_log(tmp.path());
+    let want = observable(&log);
+    let config = log.config().clone();
+    log.close(T0).unwrap();
+    let mut damaged = 0;
+    for entry in fs::read_dir(tmp.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "txnindex") {
+            let len = fs::metadata(&path).unwrap().len();
+            fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(len - 10)
+                .unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0);
+    let log = Log::open(tmp.path(), config, clean_state()).unwrap();
+    assert_eq!(observable(&log), want);
+}
+
+#[test]
+fn retention_deletes_snapshots_below_the_log_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let log = busy_log(tmp.path());
+    let mut log = log;
+    let bases = log.segment_base_offsets();
+    let start = bases[bases.len() - 1];
+    log.advance_log_start_offset(start, T0).unwrap();
+    assert!(snapshot_offsets(tmp.path()).iter().all(|s| *s >= start));
+    // The open transaction of producer 1 started below the new log start:
+    // the LSO is clamped to the log start.
+    assert_eq!(
+        log.last_stable_offset(log.log_end_offset()),
+        start.max(log.first_unstable_offset().unwrap())
+    );
+}
