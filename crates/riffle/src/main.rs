@@ -11,6 +11,7 @@ mod groups;
 mod quorum;
 mod server;
 mod storage;
+mod transactions;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +71,9 @@ enum Command {
     /// List, describe, reset the offsets of and delete consumer groups,
     /// like Kafka's kafka-consumer-groups.
     Groups(groups::Args),
+    /// List and describe transactions and the producers of a partition,
+    /// like Kafka's kafka-transactions.
+    Transactions(transactions::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +187,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Groups(args) => groups::run(args, out),
+        Command::Transactions(args) => transactions::run(args, out),
     };
     match result {
         Ok(code) => code,
