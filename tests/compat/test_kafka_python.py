@@ -231,8 +231,6 @@ def test_list_offsets_and_offsets_for_times(broker):
     assert [r.offset for r in got] == [4, 5]
 
 
-@pytest.mark.xfail(reason="kafka-python 3 producers are idempotent by default (InitProducerId, "
-                          "api key 22), which Riffle does not implement yet", strict=True)  # flips to a failure once InitProducerId exists (issue 6): then drop the mark
 def test_default_producer_settings(broker):
     topic = unique_topic("kp-defaults")
     kp_create_topic(broker.bootstrap, topic)
