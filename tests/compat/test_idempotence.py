@@ -353,7 +353,7 @@ def test_idempotent_producer_survives_connection_cuts(proxied_broker):
     })
     # Let the producer get its producer id before the cuts start, so that the
     # cuts land in produce traffic (the handshake is small anyway).
-    p.produce(topic, value=b"warm-up", partition=0)
+    p.produce(topic, value=b"warm-up", partition=0, on_delivery=on_delivery)
     assert p.flush(30) == 0
     assert not failed, failed
     warmup = delivered.pop()
