@@ -2382,6 +2382,8 @@ enum Step {
     Progress,
     Leave(usize),
     Commit(usize),
+    /// A transactional commit with the client's membership (KIP-447).
+    TxnCommit(usize),
     Advance(i64),
 }
 
@@ -2395,7 +2397,8 @@ fn step() -> impl Strategy<Value = Step> {
         3 => Just(Step::HeartbeatAll),
         4 => Just(Step::Progress),
         1 => member.clone().prop_map(Step::Leave),
-        1 => member.prop_map(Step::Commit),
+        1 => member.clone().prop_map(Step::Commit),
+        1 => member.prop_map(Step::TxnCommit),
         5 => (0..200i64).prop_map(Step::Advance),
         1 => (200..1500i64).prop_map(Step::Advance),
     ]
@@ -2514,6 +2517,30 @@ impl Sim {
                 let m = c.member_id.clone();
                 self.h.leave(&[(&m, None)]);
                 self.forget(i);
+            }
+            Step::TxnCommit(i) => {
+                let c = &self.clients[i];
+                let generation = if c.member_id.is_empty() {
+                    -1
+                } else {
+                    c.generation
+                };
+                let req = of_producer(
+                    100 + i as i64,
+                    txn_req(&c.member_id, generation, &[("t", i as i32, 1)]),
+                );
+                // Whatever the group's state, the commit is refused only
+                // for its membership (never REBALANCE_IN_PROGRESS).
+                match self.h.txn_commit(&req) {
+                    Ok(r) => assert_eq!(r, vec![None]),
+                    Err(e) => assert!(
+                        matches!(
+                            e,
+                            ResponseError::UnknownMemberId | ResponseError::IllegalGeneration
+                        ),
+                        "transactional commit answered {e:?}"
+                    ),
+                }
             }
             Step::Commit(i) => {
                 let c = &self.clients[i];
@@ -3328,14 +3355,17 @@ fn txn_step() -> impl Strategy<Value = TxnStep> {
 /// partition is that of its latest plain commit or committed transactional
 /// commit after its latest tombstone; a partition is pending while an open
 /// transaction committed it after that tombstone.
+/// A transaction: (producer index, its number among the producer's).
+type TxnId = (usize, u32);
+
 #[derive(Default)]
 struct TxnModel {
-    /// (position, partition, offset, transaction: (producer, number)).
-    commits: Vec<(usize, i32, i64, Option<(usize, u32)>)>,
+    /// (position, partition, offset, transaction).
+    commits: Vec<(usize, i32, i64, Option<TxnId>)>,
     tombstones: Vec<(usize, i32)>,
     /// Per producer: the number of its current transaction.
     current: [u32; 2],
-    committed: BTreeSet<(usize, u32)>,
+    committed: BTreeSet<TxnId>,
     position: usize,
 }
 

@@ -1679,7 +1679,11 @@ impl GroupCoordinator {
         } else {
             -1
         };
-        let (results, batch, accepted) = offset_commit_records(
+        let OffsetCommitBatch {
+            results,
+            records: batch,
+            accepted,
+        } = offset_commit_records(
             &req.group_id,
             &req.partitions,
             now,
@@ -1750,8 +1754,11 @@ impl GroupCoordinator {
             None => return Err(ResponseError::IllegalGeneration),
             Some(group) => validate_txn_commit(group, req)?,
         }
-        let (results, batch, accepted) =
-            offset_commit_records(&req.group_id, &req.partitions, now, -1, max_metadata);
+        let OffsetCommitBatch {
+            results,
+            records: batch,
+            accepted,
+        } = offset_commit_records(&req.group_id, &req.partitions, now, -1, max_metadata);
         if batch.is_empty() {
             return Ok(results);
         }
@@ -2299,20 +2306,24 @@ fn offset_tombstone(group: &str, topic: &str, partition: i32) -> (Bytes, Option<
     )
 }
 
-/// The records of an offset commit's partitions: per partition `None` or
-/// OFFSET_METADATA_TOO_LARGE; the records to append, one per accepted
-/// partition; and the offsets they hold, in record order.
+/// What an offset commit appends.
+struct OffsetCommitBatch {
+    /// Per partition of the request: `None`, or OFFSET_METADATA_TOO_LARGE.
+    results: Vec<Option<ResponseError>>,
+    /// One record per accepted partition.
+    records: Vec<(Bytes, Option<Bytes>)>,
+    /// The offsets the records hold, in record order.
+    accepted: Vec<(TopicPartitionKey, Committed)>,
+}
+
+/// The records of an offset commit's partitions.
 fn offset_commit_records(
     group_id: &str,
     partitions: &[CommitPartition],
     now: i64,
     expire_timestamp: i64,
     max_metadata: usize,
-) -> (
-    Vec<Option<ResponseError>>,
-    Vec<(Bytes, Option<Bytes>)>,
-    Vec<(TopicPartitionKey, Committed)>,
-) {
+) -> OffsetCommitBatch {
     let mut results = Vec::with_capacity(partitions.len());
     let mut batch = Vec::new();
     let mut accepted = Vec::new();
@@ -2349,7 +2360,11 @@ fn offset_commit_records(
         ));
         results.push(None);
     }
-    (results, batch, accepted)
+    OffsetCommitBatch {
+        results,
+        records: batch,
+        accepted,
+    }
 }
 
 /// Kafka's `ClassicGroup.validateOffsetCommit` for a transactional commit
