@@ -21,6 +21,7 @@ use crate::meta_properties;
 use crate::metadata_log::{Committed, QuorumLog};
 use crate::producer_ids::ProducerIdManager;
 use crate::replica::ReplicaManager;
+use crate::txn::coordinator::{coordinator_config as txn_coordinator_config, TxnCoordinator};
 
 /// How long an admin request waits for its records to be committed.
 const COMMIT_TIMEOUT_MS: u64 = 30_000;
@@ -52,6 +53,9 @@ pub struct Broker {
     pub groups: Coordinator,
     /// Producer ids for InitProducerId.
     pub producer_ids: ProducerIdManager,
+    /// The transaction coordinator of the `__transaction_state` partitions
+    /// this node leads.
+    pub txns: Arc<TxnCoordinator>,
 }
 
 /// Checks the directories and joins the metadata quorum; the first half of
@@ -153,9 +157,16 @@ impl Broker {
             effective.offsets_load_buffer_size.max(1) as u64,
         );
         groups.on_metadata(&image, &replicas);
+        let txns = Arc::new(TxnCoordinator::new(
+            config.node_id,
+            txn_coordinator_config(&effective),
+            effective.transaction_state_log_load_buffer_size.max(1) as u64,
+        ));
+        txns.on_metadata(&image, &replicas);
         Ok(Broker {
             groups,
             producer_ids: ProducerIdManager::default(),
+            txns,
             config,
             static_props,
             cluster_id,
@@ -344,6 +355,7 @@ impl Broker {
                 );
             }
             self.groups.on_metadata(&next_image, &self.replicas);
+            self.txns.on_metadata(&next_image, &self.replicas);
             if !delta.deleted_topics.is_empty() {
                 let deleted: Vec<String> = delta
                     .deleted_topics

@@ -104,6 +104,21 @@ impl ProducerIdManager {
         }
     }
 
+    /// Waits (bounded) until a block of ids is at hand, asking for one if
+    /// needed; for callers that take ids with [`Self::try_next`] under a
+    /// lock and want to retry once instead of failing.
+    pub async fn wait_for_block(&self) {
+        let mut arrived = self.arrived.subscribe();
+        {
+            let mut s = self.lock();
+            if s.next < s.end || s.prefetched.is_some() {
+                return;
+            }
+            self.ask(&mut s);
+        }
+        let _ = tokio::time::timeout(WAIT_FOR_BLOCK, arrived.changed()).await;
+    }
+
     fn ask(&self, s: &mut State) {
         if !s.wanted {
             s.wanted = true;

@@ -15,7 +15,10 @@ use std::sync::{Mutex, MutexGuard, RwLock};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
-use riffle_log::{AppendInfo, Log, LogConfig, LogDir, TimestampAndOffset, TopicPartition};
+use riffle_log::{
+    AbortedTxn, AppendInfo, Log, LogConfig, LogDir, ProducerView, TimestampAndOffset,
+    TopicPartition, TxnMarker,
+};
 use riffle_metadata::{MetadataDelta, MetadataImage};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -73,6 +76,9 @@ pub struct ReadResult {
     pub last_stable_offset: i64,
     pub log_start_offset: i64,
     pub records: Bytes,
+    /// For a read_committed read: the aborted transactions overlapping the
+    /// records returned, so the consumer can drop their batches.
+    pub aborted: Option<Vec<AbortedTxn>>,
 }
 
 /// Sizes of one partition's log, for DescribeLogDirs.
@@ -343,11 +349,38 @@ impl ReplicaManager {
         self.hosted(tp).ok()
     }
 
-    /// Validates and appends produced records as the leader.
+    /// Validates and appends produced records as the leader. A retried
+    /// batch of an idempotent producer is not written again: the answer
+    /// carries the offsets it got the first time (`duplicate` is set).
     pub fn append(
         &self,
         tp: &TopicPartition,
         records: Bytes,
+    ) -> Result<AppendInfo, PartitionError> {
+        self.append_with(tp, records, Log::append_as_leader)
+    }
+
+    /// Appends records a coordinator built (TxnOffsetCommit's transactional
+    /// batches): validated like a produce, without the producer sequence
+    /// checks, as Kafka's coordinator appends.
+    pub fn append_coordinator(
+        &self,
+        tp: &TopicPartition,
+        records: Bytes,
+    ) -> Result<AppendInfo, PartitionError> {
+        self.append_with(tp, records, Log::append_as_coordinator)
+    }
+
+    fn append_with(
+        &self,
+        tp: &TopicPartition,
+        records: Bytes,
+        append: fn(
+            &mut Log,
+            riffle_log::ValidatedBatches,
+            i32,
+            i64,
+        ) -> riffle_log::error::Result<AppendInfo>,
     ) -> Result<AppendInfo, PartitionError> {
         let now = now_ms();
         let info = self.with_leader_log(tp, |log, hosted| {
@@ -355,12 +388,45 @@ impl ReplicaManager {
             let validated =
                 riffle_log::validate_produce(BytesMut::from(&records[..]), &validation, now)
                     .map_err(|e| PartitionError::with_message(e.error_code(), e.to_string()))?;
-            let info = log.append_as_leader(validated, hosted.leader_epoch, now)?;
-            log.maybe_flush(now)?;
+            let info = append(log, validated, hosted.leader_epoch, now)?;
+            Self::after_append(log, now)?;
+            Ok(info)
+        })?;
+        if !info.duplicate {
+            self.appended.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(info)
+    }
+
+    /// With one replica the high watermark is the log end offset: a
+    /// completed transaction is stable as soon as its marker is written.
+    fn after_append(log: &mut Log, now: i64) -> Result<(), PartitionError> {
+        let hw = log.log_end_offset();
+        log.on_high_watermark_updated(hw);
+        log.maybe_flush(now)?;
+        Ok(())
+    }
+
+    /// Writes a transaction marker (COMMIT or ABORT control batch) as the
+    /// leader of `tp`.
+    pub fn write_txn_marker(
+        &self,
+        tp: &TopicPartition,
+        marker: &TxnMarker,
+    ) -> Result<AppendInfo, PartitionError> {
+        let now = now_ms();
+        let info = self.with_leader_log(tp, |log, hosted| {
+            let info = log.append_txn_marker(marker, hosted.leader_epoch, now)?;
+            Self::after_append(log, now)?;
             Ok(info)
         })?;
         self.appended.send_modify(|n| *n = n.wrapping_add(1));
         Ok(info)
+    }
+
+    /// The producers with state in `tp` (DescribeProducers).
+    pub fn producers(&self, tp: &TopicPartition) -> Result<Vec<ProducerView>, PartitionError> {
+        self.with_leader_log(tp, |log, _| Ok(log.producers()))
     }
 
     /// A receiver that changes after every append.
@@ -368,7 +434,8 @@ impl ReplicaManager {
         self.appended.subscribe()
     }
 
-    /// Reads from `offset` for a consumer, up to the high watermark.
+    /// Reads from `offset` up to the high watermark, transactional data
+    /// included (the coordinators' loaders read this way).
     pub fn read(
         &self,
         tp: &TopicPartition,
@@ -376,11 +443,32 @@ impl ReplicaManager {
         max_bytes: u64,
         min_one: bool,
     ) -> Result<ReadResult, PartitionError> {
-        let (slice, hw, start) = self.with_leader_log(tp, |log, _| {
+        self.read_isolated(tp, offset, max_bytes, min_one, false)
+    }
+
+    /// Reads from `offset` for a consumer: up to the high watermark, or
+    /// for `read_committed` up to the last stable offset, with the aborted
+    /// transactions the returned records overlap.
+    pub fn read_isolated(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: u64,
+        min_one: bool,
+        read_committed: bool,
+    ) -> Result<ReadResult, PartitionError> {
+        let (slice, hw, lso, start, aborted) = self.with_leader_log(tp, |log, _| {
             let hw = log.log_end_offset();
+            let lso = log.last_stable_offset(hw);
             let start = log.log_start_offset();
-            let slice = log.read(offset, max_bytes, hw, min_one)?;
-            Ok((slice, hw, start))
+            let upper = if read_committed { lso } else { hw };
+            let slice = log.read(offset, max_bytes, upper, min_one)?;
+            let aborted = match (&slice, read_committed) {
+                (Some(s), true) => Some(log.aborted_transactions(offset, s.last_offset + 1)?),
+                (None, true) => Some(Vec::new()),
+                (_, false) => None,
+            };
+            Ok((slice, hw, lso, start, aborted))
         })?;
         let records = match slice {
             Some(slice) => Bytes::from(slice.read_to_vec().map_err(|e| {
@@ -390,9 +478,19 @@ impl ReplicaManager {
         };
         Ok(ReadResult {
             high_watermark: hw,
-            last_stable_offset: hw,
+            last_stable_offset: lso,
             log_start_offset: start,
             records,
+            aborted,
+        })
+    }
+
+    /// (log start offset, high watermark, last stable offset) of a
+    /// partition.
+    pub fn stable_offsets(&self, tp: &TopicPartition) -> Result<(i64, i64, i64), PartitionError> {
+        self.with_leader_log(tp, |log, _| {
+            let hw = log.log_end_offset();
+            Ok((log.log_start_offset(), hw, log.last_stable_offset(hw)))
         })
     }
 
@@ -478,7 +576,10 @@ impl ReplicaManager {
 
     /// Periodic work: time-based flushes, retention, compaction and the
     /// directory checkpoints.
-    pub fn maintain(&self, retention: bool) {
+    ///
+    /// `producer_expiration_ms`, when given, also forgets the state of
+    /// producers idle that long (`producer.id.expiration.ms`).
+    pub fn maintain(&self, retention: bool, producer_expiration_ms: Option<i64>) {
         let now = now_ms();
         for (i, dir) in self.dirs.iter().enumerate() {
             let tps: Vec<TopicPartition> = lock(dir).partitions().cloned().collect();
@@ -491,6 +592,9 @@ impl ReplicaManager {
                 };
                 if let Err(e) = log.maybe_flush(now) {
                     warn!(partition = %tp.dir_name(), "flush failed: {e}");
+                }
+                if let Some(ms) = producer_expiration_ms {
+                    log.remove_expired_producers(now, ms);
                 }
                 if retention {
                     let hw = log.log_end_offset();

@@ -211,6 +211,7 @@ impl Server {
         tasks.spawn(maintenance_loop(broker.clone(), shutdown.subscribe()));
         tasks.spawn(group_timers(broker.clone(), shutdown.subscribe()));
         tasks.spawn(producer_id_blocks(broker.clone(), shutdown.subscribe()));
+        tasks.spawn(txn_coordinator(broker.clone(), shutdown.subscribe()));
         Ok(Server {
             broker,
             node: Some(node),
@@ -307,9 +308,20 @@ async fn producer_id_blocks(broker: Arc<Broker>, shutdown: watch::Receiver<bool>
     broker.producer_ids.run(broker.clone(), shutdown).await;
 }
 
+/// Runs the transaction coordinator's timers and writes its markers.
+async fn txn_coordinator(broker: Arc<Broker>, shutdown: watch::Receiver<bool>) {
+    let txns = broker.txns.clone();
+    txns.run(broker, shutdown).await;
+}
+
 async fn maintenance_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
     let retention_every = broker.config.log_retention_check_interval_ms.max(1000) as u128;
+    let producers_every = broker
+        .config
+        .producer_id_expiration_check_interval_ms
+        .max(1000) as u128;
     let mut last_retention = std::time::Instant::now();
+    let mut last_producers = std::time::Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(MAINTENANCE_INTERVAL) => {}
@@ -319,8 +331,13 @@ async fn maintenance_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<boo
         if retention {
             last_retention = std::time::Instant::now();
         }
+        let producers = (last_producers.elapsed().as_millis() >= producers_every).then(|| {
+            last_producers = std::time::Instant::now();
+            i64::from(broker.effective_config().producer_id_expiration_ms)
+        });
         let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || b.replicas.maintain(retention)).await;
+        let _ =
+            tokio::task::spawn_blocking(move || b.replicas.maintain(retention, producers)).await;
     }
 }
 

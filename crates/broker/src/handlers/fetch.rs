@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 use riffle_log::TopicPartition;
@@ -76,8 +78,11 @@ fn read_all(
         // limits, so a consumer always makes progress.
         let budget = (limit.saturating_sub(total)).min(w.max_bytes.max(0) as usize) as u64;
         let min_one = total == 0;
-        let result =
-            epoch_check.and_then(|()| broker.replicas.read(tp, w.fetch_offset, budget, min_one));
+        let result = epoch_check.and_then(|()| {
+            broker
+                .replicas
+                .read_isolated(tp, w.fetch_offset, budget, min_one, read_committed)
+        });
         match result {
             Ok(r) => {
                 total += r.records.len();
@@ -87,18 +92,27 @@ fn read_all(
                     .with_last_stable_offset(r.last_stable_offset)
                     .with_log_start_offset(r.log_start_offset)
                     .with_records(Some(r.records));
-                if read_committed {
-                    p.aborted_transactions = Some(Vec::new());
-                }
+                // KIP-98: read_committed answers list the aborted
+                // transactions (possibly none); read_uncommitted ones null.
+                p.aborted_transactions = r.aborted.map(|aborted| {
+                    aborted
+                        .iter()
+                        .map(|a| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(a.producer_id))
+                                .with_first_offset(a.first_offset)
+                        })
+                        .collect()
+                });
                 out.push(p);
             }
             Err(e) => {
                 any_error = true;
                 let mut p = partition_error(w.partition, e.code);
                 if e.code == ResponseError::OffsetOutOfRange {
-                    if let Ok((start, hw, _)) = broker.replicas.offsets(tp) {
+                    if let Ok((start, hw, lso)) = broker.replicas.stable_offsets(tp) {
                         p.high_watermark = hw;
-                        p.last_stable_offset = hw;
+                        p.last_stable_offset = lso;
                         p.log_start_offset = start;
                     }
                 }

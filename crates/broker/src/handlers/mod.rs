@@ -84,9 +84,9 @@ pub async fn handle(
         Request::IncrementalAlterConfigs(r) => Response::IncrementalAlterConfigs(
             admin::incremental_alter_configs(broker, r, version).await,
         ),
-        Request::FindCoordinator(r) => {
-            Response::FindCoordinator(find_coordinator::find_coordinator(broker, ctx, r, version).await)
-        }
+        Request::FindCoordinator(r) => Response::FindCoordinator(
+            find_coordinator::find_coordinator(broker, ctx, r, version).await,
+        ),
         Request::JoinGroup(r) => {
             let client_id = frame.header.client_id.as_deref().unwrap_or("").to_string();
             Response::JoinGroup(group::join_group(broker, ctx, &client_id, r, version).await)
@@ -110,16 +110,23 @@ pub async fn handle(
         Request::InitProducerId(r) => {
             Response::InitProducerId(txn::init_producer_id(broker, r, version).await)
         }
-        Request::AddPartitionsToTxn(_)
-        | Request::AddOffsetsToTxn(_)
-        | Request::EndTxn(_)
-        | Request::WriteTxnMarkers(_)
-        | Request::DescribeProducers(_)
-        | Request::DescribeTransactions(_)
-        | Request::ListTransactions(_) => match txn::not_ready(frame.api_key, version) {
-            Some(r) => r,
-            None => return Err(format!("{:?} is not served yet", frame.api_key)),
-        },
+        Request::AddPartitionsToTxn(r) => {
+            Response::AddPartitionsToTxn(txn::add_partitions_to_txn(broker, r, version))
+        }
+        Request::AddOffsetsToTxn(r) => {
+            Response::AddOffsetsToTxn(txn::add_offsets_to_txn(broker, r, version))
+        }
+        Request::EndTxn(r) => Response::EndTxn(txn::end_txn(broker, r, version)),
+        Request::WriteTxnMarkers(r) => Response::WriteTxnMarkers(txn::write_txn_markers(broker, r)),
+        Request::DescribeProducers(r) => {
+            Response::DescribeProducers(txn::describe_producers(broker, r))
+        }
+        Request::DescribeTransactions(r) => {
+            Response::DescribeTransactions(txn::describe_transactions(broker, r))
+        }
+        Request::ListTransactions(r) => {
+            Response::ListTransactions(txn::list_transactions(broker, r, version))
+        }
         Request::Vote(_)
         | Request::BeginQuorumEpoch(_)
         | Request::EndQuorumEpoch(_)

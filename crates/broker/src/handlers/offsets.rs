@@ -16,7 +16,7 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
-use riffle_log::TopicPartition;
+use riffle_log::{TimestampAndOffset, TopicPartition};
 
 use crate::broker::Broker;
 use crate::replica::PartitionError;
@@ -36,6 +36,7 @@ fn list_one(
     timestamp: i64,
     current_leader_epoch: i32,
     version: i16,
+    read_committed: bool,
 ) -> Result<(i64, i64, i32), PartitionError> {
     let info = broker
         .replicas
@@ -51,14 +52,24 @@ fn list_one(
         ));
     }
     let epoch = info.leader_epoch;
-    let (start, hw, _) = broker.replicas.offsets(tp)?;
+    // A read_committed consumer sees up to the last stable offset (what
+    // the first open transaction has written is not visible yet).
+    let (start, hw, lso) = broker.replicas.stable_offsets(tp)?;
+    let fetchable = if read_committed { lso } else { hw };
+    let visible = |t: TimestampAndOffset| {
+        if t.offset < fetchable {
+            (t.timestamp, t.offset, epoch)
+        } else {
+            (-1, -1, -1)
+        }
+    };
     Ok(match timestamp {
-        LATEST => (-1, hw, epoch),
+        LATEST => (-1, fetchable, epoch),
         EARLIEST => (-1, start, epoch),
         EARLIEST_LOCAL if version >= 8 => (-1, start, epoch),
         LATEST_TIERED if version >= 9 => (-1, -1, -1),
         MAX_TIMESTAMP if version >= 7 => match broker.replicas.max_timestamp(tp)? {
-            Some(t) => (t.timestamp, t.offset, epoch),
+            Some(t) => visible(t),
             None => (-1, -1, -1),
         },
         ts if ts < 0 => {
@@ -68,13 +79,14 @@ fn list_one(
             ))
         }
         ts => match broker.replicas.offset_for_timestamp(tp, ts)? {
-            Some(t) => (t.timestamp, t.offset, epoch),
+            Some(t) => visible(t),
             None => (-1, -1, -1),
         },
     })
 }
 
 pub fn list_offsets(broker: &Broker, req: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let read_committed = req.isolation_level == 1;
     let topics = req
         .topics
         .into_iter()
@@ -87,7 +99,14 @@ pub fn list_offsets(broker: &Broker, req: ListOffsetsRequest, version: i16) -> L
                     let tp = TopicPartition::new(name.clone(), p.partition_index);
                     let mut out = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    match list_one(broker, &tp, p.timestamp, p.current_leader_epoch, version) {
+                    match list_one(
+                        broker,
+                        &tp,
+                        p.timestamp,
+                        p.current_leader_epoch,
+                        version,
+                        read_committed,
+                    ) {
                         Ok((ts, offset, epoch)) => {
                             out.timestamp = ts;
                             out.offset = offset;

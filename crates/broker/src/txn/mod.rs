@@ -3,5 +3,6 @@
 //! runs it on a broker ([`coordinator`]).
 
 pub mod coordinator;
+pub mod markers;
 pub mod records;
 pub mod state;
