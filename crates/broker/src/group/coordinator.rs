@@ -61,19 +61,30 @@ struct OffsetsLog<'a> {
 }
 
 impl OffsetsLog<'_> {
-    fn append_batch(&mut self, partition: i32, batch: Bytes) -> Result<i64, ResponseError> {
+    /// Appends a batch; `transactional` ones go through the replica
+    /// manager's coordinator path (Kafka's `AppendOrigin.COORDINATOR`),
+    /// which skips the producer sequence checks (the batch has none) but
+    /// still refuses a stale producer epoch, and opens the producer's
+    /// transaction in the partition until its marker.
+    fn append_batch(
+        &mut self,
+        partition: i32,
+        batch: Bytes,
+        transactional: bool,
+    ) -> Result<i64, ResponseError> {
         let tp = TopicPartition::new(OFFSETS_TOPIC.to_string(), partition);
-        // switch to append_coordinator
-        self.replicas
-            .append(&tp, batch)
-            .map(|info| info.first_offset)
-            .map_err(|e| {
-                warn!(
-                    partition,
-                    "writing to {OFFSETS_TOPIC} failed: {:?} {:?}", e.code, e.message
-                );
-                e.code
-            })
+        let appended = if transactional {
+            self.replicas.append_coordinator(&tp, batch)
+        } else {
+            self.replicas.append(&tp, batch)
+        };
+        appended.map(|info| info.first_offset).map_err(|e| {
+            warn!(
+                partition,
+                "writing to {OFFSETS_TOPIC} failed: {:?} {:?}", e.code, e.message
+            );
+            e.code
+        })
     }
 }
 
@@ -84,7 +95,7 @@ impl GroupLog for OffsetsLog<'_> {
         records: Vec<(Bytes, Option<Bytes>)>,
     ) -> Result<i64, ResponseError> {
         let batch = records::build_batch(&records, now_ms());
-        self.append_batch(partition, batch)
+        self.append_batch(partition, batch, false)
     }
 
     fn append_transactional(
@@ -96,7 +107,7 @@ impl GroupLog for OffsetsLog<'_> {
     ) -> Result<i64, ResponseError> {
         let batch =
             records::build_transactional_batch(&records, producer_id, producer_epoch, now_ms());
-        self.append_batch(partition, batch)
+        self.append_batch(partition, batch, true)
     }
 }
 
