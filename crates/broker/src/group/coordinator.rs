@@ -2,7 +2,9 @@
 //! [`GroupCoordinator`] behind a mutex, turns its parked answers into
 //! futures for the request handlers, appends its records to
 //! `__consumer_offsets` through the replica manager, loads partitions when
-//! this node becomes their leader, and runs its timers.
+//! this node becomes their leader, runs its timers, and hears from the
+//! transaction-marker path when a transaction with offsets ends
+//! ([`Coordinator::complete_transaction`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};

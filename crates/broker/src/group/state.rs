@@ -26,6 +26,20 @@
 //!     |                         member joins, leaves, changes protocols or times out
 //!   Dead: deleted, or expired with no offsets left (the group is removed).
 //! ```
+//!
+//! Offsets committed inside a transaction (TxnOffsetCommit, KIP-98) are
+//! kept pending per producer until [`GroupCoordinator::complete_transaction`]
+//! reports the producer's COMMIT or ABORT marker; each offset carries the
+//! log offset of its record, and when a transaction commits the later
+//! record of a partition wins, so memory and a replay of the log agree.
+//! Where Kafka's two coordinators differ, this one follows Kafka 4.0's
+//! (`OffsetMetadataManager`): an unknown group is created by a
+//! transactional commit only without a generation; tombstones (OffsetDelete,
+//! DeleteGroups, deleted topics) delete pending offsets too; an offset an
+//! open transaction may replace does not expire, nor does a group with
+//! pending offsets. One departure: a producer whose pending offsets of a
+//! group were all deleted no longer holds the group (Kafka 4.0 keeps it
+//! "open" until the marker), so such a group may expire before the marker.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
