@@ -238,6 +238,12 @@ impl Harness {
         std::mem::take(&mut self.markers)
     }
 
+    /// EndTxn, then every marker written: the transaction completes.
+    fn finish(&mut self, tid: &str, pe: (i64, i16), commit: bool) {
+        self.end(tid, pe, commit).expect("prepared");
+        self.write_markers();
+    }
+
     /// Writes every pending marker and tells the coordinator.
     fn write_markers(&mut self) {
         for m in self.take_markers() {
@@ -338,6 +344,14 @@ fn stored(
     }
 }
 
+fn complete(commit: bool) -> TxnState {
+    if commit {
+        TxnState::CompleteCommit
+    } else {
+        TxnState::CompleteAbort
+    }
+}
+
 fn markers(
     tid: &str,
     (pid, epoch): (i64, i16),
@@ -385,14 +399,8 @@ fn init_of_an_idle_id_bumps_the_epoch() {
     assert_eq!(h.log.last(TXN).timeout_ms, 7_000);
     for commit in [true, false] {
         let pe = h.ongoing(TXN);
-        h.end(TXN, pe, commit).expect("ended");
-        h.write_markers();
-        let complete = if commit {
-            TxnState::CompleteCommit
-        } else {
-            TxnState::CompleteAbort
-        };
-        assert_eq!(h.state(TXN), complete);
+        h.finish(TXN, pe, commit);
+        assert_eq!(h.state(TXN), complete(commit));
         assert_eq!(h.init(TXN), Ok((FIRST_PID, pe.1 + 1)));
         assert_eq!(h.state(TXN), TxnState::Empty);
     }
@@ -538,10 +546,7 @@ fn init_during_a_transaction_aborts_it_with_a_bumped_epoch() {
             ..stored(old.0, fenced.1, TxnState::PrepareAbort, &[("t", 0)], h.now)
         }
     );
-    assert_eq!(
-        h.take_markers(),
-        vec![markers(TXN, fenced, 1, false, &[("t", 0)])]
-    );
+    assert_eq!(h.markers, vec![markers(TXN, fenced, 1, false, &[("t", 0)])]);
     // While the markers are written, the retry waits.
     assert_eq!(h.init(TXN), Err(ResponseError::ConcurrentTransactions));
     // The zombie is fenced.
@@ -550,7 +555,6 @@ fn init_during_a_transaction_aborts_it_with_a_bumped_epoch() {
         h.add(TXN, old, &[("t", 1)]),
         Err(ResponseError::ProducerFenced)
     );
-    h.markers.push(markers(TXN, fenced, 1, false, &[("t", 0)]));
     h.write_markers();
     assert_eq!(h.state(TXN), TxnState::CompleteAbort);
     assert_eq!(h.init(TXN), Ok((old.0, old.1 + 2)));
@@ -607,11 +611,9 @@ fn fencing_at_the_last_epoch_uses_short_max_then_rotates() {
     );
     assert_eq!(h.init(TXN), Err(ResponseError::ConcurrentTransactions));
     assert_eq!(
-        h.take_markers(),
+        h.markers,
         vec![markers(TXN, (7, i16::MAX), 2, false, &[("t", 0)])]
     );
-    h.markers
-        .push(markers(TXN, (7, i16::MAX), 2, false, &[("t", 0)]));
     h.write_markers();
     assert_eq!(h.init(TXN), Ok((FIRST_PID, 0)));
 }
@@ -701,16 +703,14 @@ fn add_partitions_after_a_completed_transaction_starts_a_new_one() {
     let mut h = Harness::new();
     for commit in [true, false] {
         let pe = h.ongoing(TXN);
-        h.end(TXN, pe, commit).expect("ended");
-        h.write_markers();
+        h.finish(TXN, pe, commit);
         h.advance(100);
         h.add(TXN, pe, &[("u", 3)]).expect("a new transaction");
         let last = h.log.last(TXN);
         assert_eq!(last.state, TxnState::Ongoing);
         assert_eq!(last.start_timestamp_ms, h.now);
         assert_eq!(last.partitions, BTreeSet::from([tp("u", 3)]));
-        h.end(TXN, pe, true).expect("ended");
-        h.write_markers();
+        h.finish(TXN, pe, true);
         h.init(TXN).expect("next producer");
     }
 }
@@ -827,16 +827,11 @@ fn markers_written_completes_the_transaction() {
         h.end(TXN, pe, commit).expect("prepared");
         h.advance(30);
         h.write_markers();
-        let state = if commit {
-            TxnState::CompleteCommit
-        } else {
-            TxnState::CompleteAbort
-        };
         assert_eq!(
             h.log.last(TXN),
             TxnLogValue {
                 last_update_timestamp_ms: h.now,
-                ..stored(pe.0, pe.1, state, &[], started)
+                ..stored(pe.0, pe.1, complete(commit), &[], started)
             }
         );
         assert_eq!(h.describe(TXN).expect("described").topics, vec![]);
@@ -862,8 +857,7 @@ fn end_txn_retries_and_wrong_decisions() {
             h.end(TXN, pe, !commit),
             Err(ResponseError::ConcurrentTransactions)
         );
-        assert_eq!(h.take_markers().len(), 1, "one WriteMarkers per prepare");
-        h.markers.push(markers(TXN, pe, 1, commit, &[("t", 0)]));
+        assert_eq!(h.markers.len(), 1, "one WriteMarkers per prepare");
         h.write_markers();
         let appends = h.log.appends;
         assert_eq!(h.end(TXN, pe, commit), Ok(()));
@@ -972,14 +966,10 @@ fn a_timed_out_transaction_is_aborted_and_its_producer_fenced() {
     assert!(scan > started + i64::from(TIMEOUT_MS));
     h.run_until(scan);
     let fenced = (pe.0, pe.1 + 1);
-    assert_eq!(
-        h.take_markers(),
-        vec![markers(TXN, fenced, 1, false, &[("t", 0)])]
-    );
+    assert_eq!(h.markers, vec![markers(TXN, fenced, 1, false, &[("t", 0)])]);
     assert_eq!(h.log.last(TXN).state, TxnState::PrepareAbort);
     assert_eq!(h.log.last(TXN).producer_epoch, fenced.1);
     assert_eq!(h.end(TXN, pe, true), Err(ResponseError::ProducerFenced));
-    h.markers.push(markers(TXN, fenced, 1, false, &[("t", 0)]));
     h.write_markers();
     assert_eq!(h.state(TXN), TxnState::CompleteAbort);
     // The old producer cannot add partitions either; the next one gets
@@ -999,8 +989,7 @@ fn idle_transactional_ids_expire_with_a_tombstone() {
     let mut h = Harness::new();
     h.init(TXN).expect("Empty");
     let pe = h.ongoing("b"); // partition 2 too
-    h.end("b", pe, true).expect("prepared");
-    h.write_markers(); // CompleteCommit
+    h.finish("b", pe, true);
     let c = h.ongoing("c"); // Ongoing, partition 3
     h.advance(EXPIRATION_MS - 1);
     assert!(h.describe(TXN).is_ok(), "not yet");
@@ -1277,6 +1266,15 @@ fn loading_skips_what_it_cannot_use() {
         ),
         (records::key("txn-1"), Some(Bytes::from_static(&[0, 0, 1]))),
     ];
+    // Records without a producer would break the epoch rules: skipped.
+    log.push((
+        records::key("txn-1"),
+        Some(records::value(&stored(-1, 0, TxnState::Empty, &[], -1))),
+    ));
+    log.push((
+        records::key("txn-1"),
+        Some(records::value(&stored(12, -1, TxnState::Empty, &[], -1))),
+    ));
     // An Empty record's partitions are ignored, as Kafka's reader does.
     let mut v = records::value(&stored(11, 2, TxnState::Ongoing, &[("t", 9)], -1)).to_vec();
     v[16] = 0; // state Empty, partitions present

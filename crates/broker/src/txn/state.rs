@@ -69,8 +69,10 @@
 //! - Fencing a producer whose epoch is already `i16::MAX` (only a foreign
 //!   log can hold that) aborts without a bump; Kafka throws.
 //! - Records that do not decode, of a foreign key version, of an id hashed
-//!   to another partition, or in the states Kafka never writes (`Dead`,
-//!   `PrepareEpochFence`) are skipped with a warning while loading.
+//!   to another partition, in the states Kafka never writes (`Dead`,
+//!   `PrepareEpochFence`), or with a negative producer id or epoch are
+//!   skipped with a warning while loading (the previous record of the id
+//!   stands); Kafka's loader stops at the first record it cannot read.
 //! - The last epoch and the previous producer id (KIP-360's retry rules) are
 //!   kept in memory only, as in Kafka with value version 0: a retried
 //!   InitProducerId that spans a coordinator move may be fenced.
@@ -512,6 +514,19 @@ impl TransactionCoordinator {
                         {
                             skipped += 1;
                             warn!(partition, %transactional_id, state = v.state.name(), "skipping a record in a state that is never stored");
+                        }
+                        Some(v) if v.producer_id < 0 || v.producer_epoch < 0 => {
+                            // Kafka stores an id only once it has a
+                            // producer and an epoch; these bytes would
+                            // break the epoch rules later.
+                            skipped += 1;
+                            warn!(
+                                partition,
+                                %transactional_id,
+                                producer_id = v.producer_id,
+                                producer_epoch = v.producer_epoch,
+                                "skipping a record without a valid producer id and epoch"
+                            );
                         }
                         Some(v) => {
                             loaded.insert(transactional_id, v);
@@ -1258,21 +1273,16 @@ mod tests {
 
     #[test]
     fn append_errors_map_as_kafka() {
-        assert_eq!(
-            coordinator_error(ResponseError::NotEnoughReplicas),
-            ResponseError::CoordinatorNotAvailable
-        );
-        assert_eq!(
-            coordinator_error(ResponseError::NotLeaderOrFollower),
-            ResponseError::NotCoordinator
-        );
-        assert_eq!(
-            coordinator_error(ResponseError::RecordListTooLarge),
-            ResponseError::UnknownServerError
-        );
-        assert_eq!(
-            coordinator_error(ResponseError::CorruptMessage),
-            ResponseError::CorruptMessage
-        );
+        use ResponseError::*;
+        for (append, answer) in [
+            (NotEnoughReplicas, CoordinatorNotAvailable),
+            (RequestTimedOut, CoordinatorNotAvailable),
+            (NotLeaderOrFollower, NotCoordinator),
+            (KafkaStorageError, NotCoordinator),
+            (RecordListTooLarge, UnknownServerError),
+            (CorruptMessage, CorruptMessage),
+        ] {
+            assert_eq!(coordinator_error(append), answer, "{append:?}");
+        }
     }
 }
