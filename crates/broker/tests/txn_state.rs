@@ -1024,6 +1024,11 @@ fn ongoing_transactions_do_not_expire() {
 
 #[test]
 fn next_deadline_is_the_earliest_scan_or_retry() {
+    // Before its first tick, a coordinator is due at once (time 0).
+    assert_eq!(
+        TransactionCoordinator::new(config()).next_deadline(),
+        Some(0)
+    );
     let mut h = Harness::new();
     assert_eq!(h.core.next_deadline(), Some(START_MS + ABORT_SCAN_MS));
     h.run_until(START_MS + ABORT_SCAN_MS);

@@ -414,8 +414,10 @@ impl TransactionCoordinator {
             config,
             partitions: HashMap::new(),
             txns: BTreeMap::new(),
-            next_abort_scan_ms: i64::MIN,
-            next_expiration_scan_ms: i64::MIN,
+            // Due at once for any clock counting from the Unix epoch, yet
+            // far from overflowing `deadline - now`.
+            next_abort_scan_ms: 0,
+            next_expiration_scan_ms: 0,
         }
     }
 
