@@ -238,6 +238,14 @@ impl Harness {
         std::mem::take(&mut self.markers)
     }
 
+    /// A producer whose transaction on `t-0` is prepared (its markers
+    /// pending).
+    fn prepared(&mut self, tid: &str, commit: bool) -> (i64, i16) {
+        let pe = self.ongoing(tid);
+        self.end(tid, pe, commit).expect("prepared");
+        pe
+    }
+
     /// EndTxn, then every marker written: the transaction completes.
     fn finish(&mut self, tid: &str, pe: (i64, i16), commit: bool) {
         self.end(tid, pe, commit).expect("prepared");
@@ -623,8 +631,7 @@ fn init_while_markers_are_written_is_concurrent() {
     // prepareInitProducerIdTransit: PrepareCommit / PrepareAbort (pending
     // completion) -> CONCURRENT_TRANSACTIONS, even with an expected epoch.
     let mut h = Harness::new();
-    let pe = h.ongoing(TXN);
-    h.end(TXN, pe, true).expect("prepared");
+    let pe = h.prepared(TXN, true);
     assert_eq!(h.init(TXN), Err(ResponseError::ConcurrentTransactions));
     assert_eq!(
         h.init_with(TXN, TIMEOUT_MS, Some(pe)),
@@ -720,8 +727,7 @@ fn add_partitions_while_markers_are_written_is_concurrent() {
     // validateConcurrentTransactions: PrepareCommit and PrepareAbort.
     let mut h = Harness::new();
     for commit in [true, false] {
-        let pe = h.ongoing(TXN);
-        h.end(TXN, pe, commit).expect("prepared");
+        let pe = h.prepared(TXN, commit);
         assert_eq!(
             h.add(TXN, pe, &[("t", 0)]),
             Err(ResponseError::ConcurrentTransactions)
@@ -847,8 +853,7 @@ fn end_txn_retries_and_wrong_decisions() {
     // NONE, the other INVALID_TXN_STATE.
     let mut h = Harness::new();
     for commit in [true, false] {
-        let pe = h.ongoing(TXN);
-        h.end(TXN, pe, commit).expect("prepared");
+        let pe = h.prepared(TXN, commit);
         assert_eq!(
             h.end(TXN, pe, commit),
             Err(ResponseError::ConcurrentTransactions)
@@ -902,8 +907,7 @@ fn stale_markers_written_are_ignored() {
     // TransactionMarkerChannelManager.writeTxnCompletion: a completion for
     // another coordinator epoch, producer or epoch does nothing.
     let mut h = Harness::new();
-    let pe = h.ongoing(TXN);
-    h.end(TXN, pe, true).expect("prepared");
+    let pe = h.prepared(TXN, true);
     let appends = h.log.appends;
     for (pid, epoch, ce) in [(pe.0, pe.1, 2), (pe.0 + 1, pe.1, 1), (pe.0, pe.1 + 1, 1)] {
         h.core
@@ -1033,8 +1037,7 @@ fn next_deadline_is_the_earliest_scan_or_retry() {
     assert_eq!(h.core.next_deadline(), Some(START_MS + ABORT_SCAN_MS));
     h.run_until(START_MS + ABORT_SCAN_MS);
     assert_eq!(h.core.next_deadline(), Some(START_MS + 2 * ABORT_SCAN_MS));
-    let pe = h.ongoing(TXN);
-    h.end(TXN, pe, true).expect("prepared");
+    h.prepared(TXN, true);
     h.log.fail_next = Some(ResponseError::NotEnoughReplicas);
     h.write_markers();
     assert_eq!(
@@ -1136,8 +1139,7 @@ fn a_failed_completion_is_retried() {
     // TransactionMarkerChannelManager.tryAppendToLog retries the
     // completion; meanwhile the transaction stays prepared.
     let mut h = Harness::new();
-    let pe = h.ongoing(TXN);
-    h.end(TXN, pe, true).expect("prepared");
+    let pe = h.prepared(TXN, true);
     h.log.fail_next = Some(ResponseError::NotEnoughReplicas);
     h.write_markers();
     assert_eq!(h.state(TXN), TxnState::PrepareCommit);
@@ -1219,8 +1221,7 @@ fn a_reload_reproduces_the_state_and_asks_for_the_markers_of_prepared_transactio
 #[test]
 fn a_reload_of_a_prepare_abort_rewrites_abort_markers() {
     let mut h = Harness::new();
-    let pe = h.ongoing(TXN);
-    h.end(TXN, pe, false).expect("prepared");
+    let pe = h.prepared(TXN, false);
     h.take_markers();
     assert_eq!(h.reload(2), vec![markers(TXN, pe, 2, false, &[("t", 0)])]);
 }

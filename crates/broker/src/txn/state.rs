@@ -335,17 +335,10 @@ impl Txn {
         now: i64,
     ) -> Txn {
         Txn {
-            id: self.id.clone(),
-            producer_id,
             previous_producer_id: self.producer_id,
             producer_epoch: epoch,
             last_producer_epoch: last_epoch,
-            timeout_ms,
-            state: TxnState::Empty,
-            partitions: BTreeSet::new(),
-            start_timestamp_ms: -1,
-            last_update_timestamp_ms: now,
-            completion_retry_at: None,
+            ..Txn::new(&self.id, producer_id, timeout_ms, now)
         }
     }
 
