@@ -6,7 +6,7 @@
 //! epoch), writes the markers of decided transactions ([`super::markers`])
 //! and reports them written, and runs the core's timers.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -90,6 +90,9 @@ pub struct TxnCoordinator {
     /// `transaction.state.log.load.buffer.size`.
     load_buffer_bytes: u64,
     core: Mutex<TransactionCoordinator>,
+    /// The leader epoch each owned partition was loaded at: a new epoch on
+    /// this node (a re-election) reloads the partition, as Kafka does.
+    loaded_epochs: Mutex<HashMap<i32, i32>>,
     /// Woken when a deadline may have moved closer.
     wake: Notify,
     /// Decided transactions whose markers are to be written.
@@ -104,6 +107,7 @@ impl TxnCoordinator {
             node_id,
             load_buffer_bytes: load_buffer_bytes.max(1),
             core: Mutex::new(TransactionCoordinator::new(config)),
+            loaded_epochs: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             jobs,
             pending_jobs: Mutex::new(Some(rx)),
@@ -185,22 +189,28 @@ impl TxnCoordinator {
             .unwrap_or_default();
         let led_ids: BTreeSet<i32> = led.iter().map(|(p, _)| *p).collect();
         let owned: BTreeSet<i32> = self.read(|c| c.owned_partitions().into_iter().collect());
+        let mut epochs = self.loaded_epochs.lock().unwrap_or_else(|p| p.into_inner());
         for &p in owned.difference(&led_ids) {
             self.lock().unload_partition(p);
+            epochs.remove(&p);
             info!(
                 partition = p,
                 "no longer the transaction coordinator of this {TXN_TOPIC} partition"
             );
         }
         for (p, epoch) in led {
-            if owned.contains(&p) {
+            if owned.contains(&p) && epochs.get(&p) == Some(&epoch) {
                 continue;
             }
+            if owned.contains(&p) {
+                self.lock().unload_partition(p);
+            }
             self.lock().begin_load(p);
+            epochs.insert(p, epoch);
             match load_records(replicas, p, self.load_buffer_bytes) {
                 Ok(records) => {
                     let out = self.lock().load_partition(p, epoch, records, now_ms());
-                    info!(
+                    debug!(
                         partition = p,
                         coordinator_epoch = epoch,
                         "loaded {TXN_TOPIC} partition"
