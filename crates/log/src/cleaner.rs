@@ -23,8 +23,24 @@
 //! pass already cleaned and whose largest timestamp is more than
 //! `delete.retention.ms` old, so it stays visible for at least that long
 //! after it was first compacted (the intent of Kafka's legacy delete horizon).
-//! Departure from Kafka: transactional data and control batches are kept as
-//! they are; aborted-transaction removal arrives with transactions.
+//!
+//! Transactions, as in Kafka's `LogCleaner`:
+//! - the caller's bound is lowered to the last stable offset, so no open
+//!   transaction (and no transaction whose marker is above the high
+//!   watermark) is ever cleaned;
+//! - records of aborted transactions (found with the transaction indexes)
+//!   are removed whatever their keys, and never enter the offset map;
+//! - committed transactional records are compacted by key like any other;
+//! - to keep producer state recoverable from the log, the batch holding each
+//!   known producer's last data offset is kept, emptied of its records if
+//!   none survive (Kafka's `RETAIN_EMPTY`: a 61-byte header with no records);
+//! - the cleaned segment's `.txnindex` keeps the entries of the segments it
+//!   replaces (harmless once the aborted records are gone, and what a
+//!   consumer still needs for any retained empty batch).
+//!
+//! Departure from Kafka: control batches (COMMIT/ABORT markers) are always
+//! kept; Kafka removes a marker once no batch of its transaction remains and
+//! `delete.retention.ms` has passed since a delete horizon was stamped on it.
 
 use std::collections::HashMap;
 use std::fs;
@@ -33,12 +49,16 @@ use std::io::Write;
 use tracing::info;
 
 use crate::batch::{self, pos, BatchHeader, TimestampType, HEADER_BYTES, LOG_OVERHEAD};
+use std::collections::{HashSet, VecDeque};
+
 use crate::checkpoint;
 use crate::compression::{self, Compression};
 use crate::error::{LogError, Result};
 use crate::log::Log;
+use crate::marker;
 use crate::records::RecordIter;
 use crate::segment::{file_name, Segment};
+use crate::txn_index::AbortedTxn;
 
 /// The most key bytes one pass keeps in its offset map (Kafka's
 /// `log.cleaner.dedupe.buffer.size` default).
@@ -56,8 +76,10 @@ pub struct CleanStats {
 }
 
 impl Log {
-    /// Non-active segments, as a prefix, that a pass may clean.
+    /// Non-active segments, as a prefix, that a pass may clean: below
+    /// `upper_bound` (the high watermark) and the last stable offset.
     fn cleanable_bases(&self, now_ms: i64, upper_bound: i64) -> Vec<i64> {
+        let upper_bound = self.last_stable_offset(upper_bound);
         let active = *self.segments.keys().next_back().expect("active segment");
         let mut out = Vec::new();
         for (base, segment) in &self.segments {
@@ -124,7 +146,9 @@ impl Log {
             if key_bytes > DEDUPE_BYTES_MAX && end_base_index > 0 {
                 break;
             }
-            for_each_record(segment, |offset, key, _| {
+            let aborted = self.aborted_transactions(*base, segment.next_offset())?;
+            let mut tracker = TxnTracker::new(aborted);
+            for_each_record(segment, &mut tracker, |offset, key, _| {
                 if let Some(key) = key {
                     if let Some(o) = latest.get_mut(key) {
                         *o = offset;
@@ -145,6 +169,15 @@ impl Log {
         }
         let clean_end = self.segments[&last_base].next_offset();
         let tombstone_horizon = now_ms.saturating_sub(self.config.delete_retention_ms);
+        // The batch holding each producer's last data offset stays, so the
+        // producer's epoch and sequence survive a rebuild from the log.
+        let last_data_offsets: HashSet<i64> = self
+            .producers
+            .entries()
+            .map(|e| e.last_data_offset())
+            .filter(|o| *o >= 0)
+            .collect();
+        let mut tracker = TxnTracker::new(self.aborted_transactions(to_clean[0], clean_end)?);
 
         for group in self.group_segments(to_clean) {
             let group_base = group[0];
@@ -156,8 +189,10 @@ impl Log {
                 .join(format!("{}.swap", file_name(group_base, "log")));
             let mut out = fs::File::create(&cleaned_path).map_err(LogError::io(&cleaned_path))?;
             let mut written = 0u64;
+            let mut txn_entries: Vec<AbortedTxn> = Vec::new();
             for base in &group {
                 let segment = &self.segments[base];
+                txn_entries.extend_from_slice(segment.txn_index().entries());
                 stats.segments_read += 1;
                 stats.bytes_read += segment.size();
                 let drop_tombstones = segment.next_offset() <= previous_dirty
@@ -167,12 +202,22 @@ impl Log {
                     let header = segment.header_at(position)?;
                     let bytes = segment.batch_at(position, &header)?;
                     position += header.size_bytes() as u64;
-                    let filtered =
-                        filter_batch(&bytes, &header, &latest, drop_tombstones, &mut stats)
-                            .map_err(|e| LogError::CorruptFile {
-                                path: segment.log_path().to_path_buf(),
-                                reason: e.to_string(),
-                            })?;
+                    let batch_marker = if header.is_control() {
+                        marker::marker_of(&bytes, &header)
+                    } else {
+                        None
+                    };
+                    let rules = BatchRules {
+                        drop_tombstones,
+                        aborted: tracker.on_batch(&header, batch_marker),
+                        retain_empty: header.has_producer_id()
+                            && last_data_offsets.contains(&header.last_offset()),
+                    };
+                    let filtered = filter_batch(&bytes, &header, &latest, rules, &mut stats)
+                        .map_err(|e| LogError::CorruptFile {
+                            path: segment.log_path().to_path_buf(),
+                            reason: e.to_string(),
+                        })?;
                     let kept: &[u8] = match &filtered {
                         Filtered::Unchanged => &bytes,
                         Filtered::Rebuilt(b) => b,
@@ -196,6 +241,9 @@ impl Log {
             checkpoint::sync_dir(&self.dir)?;
             let (mut segment, _) = Segment::open(&self.dir, group_base, &self.config, now_ms)?;
             segment.recover(None)?;
+            // A crash before this line loses the cleaned segment's entries;
+            // its aborted records are gone already, so reads stay correct.
+            segment.txn_index_mut().replace(txn_entries)?;
             segment.flush()?;
             self.segments.insert(group_base, segment);
             stats.segments_written += 1;
@@ -236,15 +284,69 @@ impl Log {
     }
 }
 
+/// Which batches belong to aborted transactions, walking batches in offset
+/// order (Kafka's `CleanedTransactionMetadata`): an aborted transaction is
+/// entered at its first offset and left at its producer's ABORT marker.
+#[derive(Debug)]
+struct TxnTracker {
+    /// Aborted transactions not yet reached, by first offset.
+    pending: VecDeque<AbortedTxn>,
+    /// Producers inside an aborted transaction at the current batch.
+    aborting: HashSet<i64>,
+}
+
+impl TxnTracker {
+    fn new(mut aborted: Vec<AbortedTxn>) -> TxnTracker {
+        aborted.sort_by_key(|t| t.first_offset);
+        TxnTracker {
+            pending: aborted.into(),
+            aborting: HashSet::new(),
+        }
+    }
+
+    /// Whether the batch is data of an aborted transaction.
+    fn on_batch(
+        &mut self,
+        header: &BatchHeader,
+        marker: Option<crate::producer::MarkerInfo>,
+    ) -> bool {
+        while self
+            .pending
+            .front()
+            .is_some_and(|t| t.first_offset <= header.last_offset())
+        {
+            let t = self.pending.pop_front().expect("checked");
+            self.aborting.insert(t.producer_id);
+        }
+        if header.is_control() {
+            if marker.is_some_and(|m| !m.commit) {
+                self.aborting.remove(&header.producer_id);
+            }
+            false
+        } else {
+            header.is_transactional() && self.aborting.contains(&header.producer_id)
+        }
+    }
+}
+
 /// Calls `f(offset, key, is_tombstone)` for every record of a segment's
-/// plain batches. Control and transactional batches are skipped: until the
-/// cleaner knows which transactions were aborted, a transactional record must
-/// not supersede (and so erase) an older committed one.
-fn for_each_record(segment: &Segment, mut f: impl FnMut(i64, Option<&[u8]>, bool)) -> Result<()> {
+/// data batches, except those of aborted transactions, which must not
+/// supersede (and so erase) older records. Control batches are skipped.
+fn for_each_record(
+    segment: &Segment,
+    tracker: &mut TxnTracker,
+    mut f: impl FnMut(i64, Option<&[u8]>, bool),
+) -> Result<()> {
     let mut position = 0;
     while position < segment.size() {
         let header = segment.header_at(position)?;
-        if !header.is_control() && !header.is_transactional() {
+        let marker = if header.is_control() {
+            marker::marker_of(&segment.batch_at(position, &header)?, &header)
+        } else {
+            None
+        };
+        let aborted = tracker.on_batch(&header, marker);
+        if !header.is_control() && !aborted {
             let bytes = segment.batch_at(position, &header)?;
             let corrupt = |e: crate::error::BatchError| LogError::CorruptFile {
                 path: segment.log_path().to_path_buf(),
@@ -280,16 +382,38 @@ enum Filtered {
     Empty,
 }
 
+/// What the cleaner decided about one batch before looking at its records.
+#[derive(Debug, Clone, Copy)]
+struct BatchRules {
+    drop_tombstones: bool,
+    /// Data of an aborted transaction: every record goes.
+    aborted: bool,
+    /// Its producer's last batch: kept, even with no records left.
+    retain_empty: bool,
+}
+
 fn filter_batch(
     bytes: &[u8],
     header: &BatchHeader,
     latest: &HashMap<Vec<u8>, i64>,
-    drop_tombstones: bool,
+    rules: BatchRules,
     stats: &mut CleanStats,
 ) -> Result<Filtered, crate::error::BatchError> {
-    if header.is_control() || header.is_transactional() {
+    if header.is_control() {
         return Ok(Filtered::Unchanged);
     }
+    if rules.aborted {
+        if header.record_count == 0 && rules.retain_empty {
+            return Ok(Filtered::Unchanged);
+        }
+        stats.records_removed += header.record_count.max(0) as u64;
+        return Ok(if rules.retain_empty {
+            Filtered::Rebuilt(empty_batch(bytes, header))
+        } else {
+            Filtered::Empty
+        });
+    }
+    let drop_tombstones = rules.drop_tombstones;
     let records = records_section(bytes, header)?;
     let mut kept = Vec::with_capacity(records.len());
     let mut kept_count = 0i32;
@@ -319,7 +443,11 @@ fn filter_batch(
         return Ok(Filtered::Unchanged);
     }
     if kept_count == 0 {
-        return Ok(Filtered::Empty);
+        return Ok(if rules.retain_empty {
+            Filtered::Rebuilt(empty_batch(bytes, header))
+        } else {
+            Filtered::Empty
+        });
     }
     let codec = header.compression()?;
     let section = if codec == Compression::None {
@@ -341,4 +469,22 @@ fn filter_batch(
     out[pos::CRC..pos::CRC + 4].copy_from_slice(&crc.to_be_bytes());
     debug_assert!(batch::check_batch(&out).is_ok());
     Ok(Filtered::Rebuilt(out))
+}
+
+/// The batch's header with no records (Kafka's
+/// `DefaultRecordBatch.writeEmptyHeader`): same offsets, producer fields and
+/// flags, no compression, both timestamps the batch's max timestamp.
+fn empty_batch(bytes: &[u8], header: &BatchHeader) -> Vec<u8> {
+    let mut out = bytes[..HEADER_BYTES].to_vec();
+    let length = (HEADER_BYTES - LOG_OVERHEAD) as i32;
+    out[pos::LENGTH..pos::LENGTH + 4].copy_from_slice(&length.to_be_bytes());
+    let attributes = header.attributes & !0x07;
+    out[pos::ATTRIBUTES..pos::ATTRIBUTES + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[pos::BASE_TIMESTAMP..pos::BASE_TIMESTAMP + 8]
+        .copy_from_slice(&header.max_timestamp.to_be_bytes());
+    out[pos::RECORD_COUNT..pos::RECORD_COUNT + 4].copy_from_slice(&0i32.to_be_bytes());
+    let crc = batch::compute_crc(&out);
+    out[pos::CRC..pos::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+    debug_assert!(batch::check_batch(&out).is_ok());
+    out
 }

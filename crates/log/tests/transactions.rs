@@ -731,3 +731,154 @@ fn retention_deletes_snapshots_below_the_log_start() {
         start.max(log.first_unstable_offset().unwrap())
     );
 }
+
+// ----------------------------------------------------------------- compaction
+
+fn compacted_config() -> LogConfig {
+    let mut c = small_config();
+    c.set("cleanup.policy", "compact").unwrap();
+    c.segment_bytes = 400;
+    c
+}
+
+fn produce_kv(log: &mut Log, p: Producer, kvs: &[(&str, &str)]) -> AppendInfo {
+    let recs: Vec<Rec> = kvs.iter().map(|(k, v)| Rec::kv(k, v, T0)).collect();
+    let bytes = encode_producer_batch(&recs, p);
+    let batches = riffle_log::validate_produce(bytes, &log.config().validation(), T0).unwrap();
+    log.append_as_leader(batches, 1, T0).unwrap()
+}
+
+fn plain_kv(log: &mut Log, kvs: &[(&str, &str)]) -> AppendInfo {
+    let recs: Vec<Rec> = kvs.iter().map(|(k, v)| Rec::kv(k, v, T0)).collect();
+    let b = validated(&recs, Compression::None, log.config());
+    log.append_as_leader(b, 1, T0).unwrap()
+}
+
+/// A batch as (base offset, record count, is control).
+type BatchSummary = (i64, i32, bool);
+
+/// Every batch in the log, and every record as (key, value).
+fn contents(log: &Log) -> (Vec<BatchSummary>, Vec<(String, String)>) {
+    let mut batches = Vec::new();
+    let mut records = Vec::new();
+    let mut offset = log.log_start_offset();
+    while let Some(slice) = log.read(offset, 1 << 20, i64::MAX, true).unwrap() {
+        let bytes = slice.read_to_vec().unwrap();
+        for item in riffle_log::batch::BatchIter::new(&bytes) {
+            let (_, h, b) = item.unwrap();
+            batches.push((h.base_offset, h.record_count, h.is_control()));
+            if h.is_control() {
+                continue;
+            }
+            let section = &b[riffle_log::batch::HEADER_BYTES..];
+            for r in riffle_log::records::RecordIter::new(section, h.record_count).unwrap() {
+                let r = r.unwrap();
+                records.push((
+                    String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
+                    String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+                ));
+            }
+        }
+        offset = slice.last_offset + 1;
+    }
+    (batches, records)
+}
+
+#[test]
+fn compaction_removes_aborted_records_and_compacts_committed_ones() {
+    // Kafka's LogCleaner: aborted records go whatever their keys; committed
+    // transactional records are compacted by key; markers stay.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), compacted_config());
+    let aborted_batch = produce_kv(
+        &mut log,
+        txn(1, 0, 0),
+        &[("a", "aborted"), ("u", "aborted")],
+    );
+    produce_kv(&mut log, txn(2, 0, 0), &[("c", "c1"), ("d", "d1")]);
+    end_txn(&mut log, 1, 0, false).unwrap();
+    end_txn(&mut log, 2, 0, true).unwrap();
+    plain_kv(&mut log, &[("c", "c2")]);
+    for i in 0..12 {
+        plain_kv(&mut log, &[("filler", &format!("f{i}"))]);
+    }
+    let want = observable(&log);
+    let end = log.log_end_offset();
+    let stats = log.compact(T0, end).unwrap();
+    assert!(stats.segments_written > 0);
+
+    let (batches, records) = contents(&log);
+    assert!(records.iter().all(|(_, v)| v != "aborted"), "{records:?}");
+    assert!(!records.contains(&("c".into(), "c1".into())), "superseded");
+    assert!(
+        records.contains(&("d".into(), "d1".into())),
+        "latest committed"
+    );
+    assert!(records.contains(&("c".into(), "c2".into())));
+    assert_eq!(
+        batches.iter().filter(|b| b.2).count(),
+        2,
+        "both markers kept"
+    );
+    // Producer 1's last batch stays, emptied, so its epoch and sequence
+    // survive a rebuild from the log (Kafka's RETAIN_EMPTY).
+    assert!(batches.contains(&(aborted_batch.first_offset, 0, false)));
+    // The transaction index still lists the abort.
+    assert_eq!(observable(&log), want);
+
+    // A rebuild from the whole compacted log gives the same state.
+    let config = log.config().clone();
+    drop(log);
+    for s in snapshot_offsets(tmp.path()) {
+        fs::remove_file(tmp.path().join(format!("{s:020}.snapshot"))).unwrap();
+    }
+    let mut log = Log::open(tmp.path(), config, LoadState::unclean(T0)).unwrap();
+    assert_eq!(observable(&log), want);
+    assert!(
+        produce_kv(
+            &mut log,
+            txn(1, 0, 0),
+            &[("a", "aborted"), ("u", "aborted")]
+        )
+        .duplicate
+    );
+}
+
+#[test]
+fn compaction_stops_at_the_first_open_transaction() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut log = open(tmp.path(), compacted_config());
+    for i in 0..6 {
+        plain_kv(&mut log, &[("x", &format!("early{i}"))]);
+    }
+    let open_txn = produce_kv(&mut log, txn(1, 0, 0), &[("t", "open")]).first_offset;
+    for i in 0..12 {
+        plain_kv(&mut log, &[("x", &format!("late{i}"))]);
+    }
+    let end = log.log_end_offset();
+    assert_eq!(log.last_stable_offset(end), open_txn);
+    log.compact(T0, end).unwrap();
+    let (_, records) = contents(&log);
+    // Nothing at or after the open transaction was cleaned: every late
+    // value is still there, and the transaction's record too.
+    for i in 0..12 {
+        assert!(records.contains(&("x".into(), format!("late{i}"))));
+    }
+    assert!(records.contains(&("t".into(), "open".into())));
+
+    // Once it commits, the rest can be cleaned.
+    end_txn(&mut log, 1, 0, true).unwrap();
+    for i in 0..12 {
+        plain_kv(&mut log, &[("filler", &format!("f{i}"))]);
+    }
+    let end = log.log_end_offset();
+    log.compact(T0, end).unwrap();
+    let (_, records) = contents(&log);
+    let xs: Vec<&String> = records
+        .iter()
+        .filter(|(k, _)| k == "x")
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(xs, vec!["late11"]);
+    assert!(records.contains(&("t".into(), "open".into())));
+}
