@@ -628,6 +628,7 @@ impl Log {
     /// Only segments whose records all lie below `high_watermark` go.
     /// Returns the number of segments deleted.
     pub fn delete_old_segments(&mut self, now_ms: i64, high_watermark: i64) -> Result<usize> {
+        self.on_high_watermark_updated(high_watermark);
         let lso = self.log_start_offset;
         let mut deleted = self.delete_segments_while(high_watermark, now_ms, |_, next| {
             next.is_some_and(|n| n <= lso)

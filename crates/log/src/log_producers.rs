@@ -21,6 +21,12 @@
 //! As in Kafka, a log that shut down cleanly and has no snapshot at all
 //! (written before Riffle had transactions) is not replayed: it starts with
 //! an empty table and a snapshot at its end.
+//!
+//! Departures from Kafka: producers read from a snapshot are not filtered
+//! by `producer.id.expiration.ms` (the log does not know it; the broker's
+//! periodic [`Log::remove_expired_producers`] drops them); snapshots at the
+//! log start offset are kept rather than deleted, so a restart after
+//! retention still knows the producers whose data was deleted.
 
 use std::sync::Arc;
 

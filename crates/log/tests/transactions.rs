@@ -722,8 +722,23 @@ fn retention_deletes_snapshots_below_the_log_start() {
     let mut log = log;
     let bases = log.segment_base_offsets();
     let start = bases[bases.len() - 1];
+    let txnindexes = |dir: &Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".txnindex"))
+            .collect()
+    };
+    assert!(!txnindexes(tmp.path()).is_empty());
     log.advance_log_start_offset(start, T0).unwrap();
     assert!(snapshot_offsets(tmp.path()).iter().all(|s| *s >= start));
+    // The transaction indexes went with their segments.
+    for name in txnindexes(tmp.path()) {
+        assert!(
+            name >= format!("{start:020}"),
+            "{name} survived its segment"
+        );
+    }
     // The open transaction of producer 1 started below the new log start:
     // the LSO is clamped to the log start.
     assert_eq!(

@@ -573,10 +573,17 @@ impl Harness {
     }
 }
 
-/// Snapshots never lie above the log end offset.
+/// Snapshots never lie above the log end offset, and every `.txnindex`
+/// belongs to a segment that exists.
 fn check_no_stray_files(dir: &Path, end: i64) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if let Some(stem) = name.strip_suffix(".txnindex") {
+            assert!(
+                dir.join(format!("{stem}.log")).exists(),
+                "{name} outlived its segment"
+            );
+        }
         if let Some(offset) = riffle_log::producer_snapshot::offset_of(&name) {
             assert!(offset <= end, "snapshot {name} above the log end {end}");
         }
