@@ -30,6 +30,10 @@ test checks:
 - Fencing: a second producer with the same transactional.id fences the
   first (whose next produce and commit fail with a fatal fencing error)
   and aborts its open transaction.
+- The coordinator aborts a transaction that outlives its
+  transaction.timeout.ms, and the producer cannot commit it afterwards.
+- `riffle transactions list / describe / describe-producers` show a
+  librdkafka transaction while it is open and after its commit.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from helpers import (GROUP_FAST_OVERRIDES, GROUP_SESSION_TIMEOUT_MS, ck_admin, ck_conf, ck_producer, committed_offsets,
-                     create_topic, end_offsets, produce_all, unique_topic, wait_until)
+                     create_topic, end_offsets, produce_all, run, unique_topic, wait_until)
 from test_idempotence import READ_COMMITTED, READ_UNCOMMITTED, Batch, fetch_all_batches, fetch_v4
 
 TXN_TIMEOUT_S = 30
@@ -466,3 +470,87 @@ def test_second_producer_with_the_same_transactional_id_fences_the_first(txn_bro
     batches, _ = fetch_all_batches(b.port, topic, 0)
     found = transactions_in(batches, "partition 0")
     assert [kind for _, kind, _, _ in found] == [0, 1], found
+
+
+# ---------------------------------------------------------------- the coordinator's timer
+
+
+def test_timed_out_transaction_is_aborted_by_the_coordinator(broker_factory):
+    """A transaction open longer than its transaction.timeout.ms is aborted by the
+    coordinator (Kafka's abortTimedOutTransactions, run every
+    transaction.abort.timed.out.transaction.cleanup.interval.ms): the marker is written,
+    the LSO moves past the records, and the producer can no longer commit them."""
+    b = broker_factory(*GROUP_FAST_OVERRIDES, "transaction.abort.timed.out.transaction.cleanup.interval.ms=200")
+    topic = unique_topic("txn-timeout")
+    create_topic(b.bootstrap, topic, partitions=1)
+    p = txn_producer(b.bootstrap, unique_topic("txn-timeout"),
+                     **{"transaction.timeout.ms": 2000, "message.timeout.ms": 2000})
+    p.init_transactions(TXN_TIMEOUT_S)
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, value=f"slow-{i}".encode(), partition=0)
+    assert p.flush(30) == 0
+    assert watermarks_as(b.bootstrap, topic, 0, "read_committed") == (0, 0)
+    ends = wait_stable(b.bootstrap, topic, 1, "the coordinator to abort the timed-out transaction")
+    assert ends == {0: 4}, "three records and the ABORT marker"
+    batches, _ = fetch_all_batches(b.port, topic, 0)
+    assert [kind for _, kind, _, _ in transactions_in(batches, "partition 0")] == [0]
+    with pytest.raises(KafkaException):
+        p.commit_transaction(TXN_TIMEOUT_S)
+    assert read_partitions(b.bootstrap, topic, 1, "read_committed") == {0: []}
+
+
+# ---------------------------------------------------------------- riffle transactions (the CLI)
+
+
+def riffle_transactions(riffle_bin, bootstrap: str, *args: str) -> list[list[str]]:
+    """`riffle transactions` (exit 0 required); its table as rows of trimmed cells, header first."""
+    p = run([str(riffle_bin), "transactions", "--bootstrap-server", bootstrap, *args], timeout_s=60)
+    lines = p.stdout.decode().splitlines()
+    assert lines and all(line.endswith("\t") for line in lines), f"not Kafka's table layout: {lines}"
+    return [[c.strip() for c in line[:-1].split("\t")] for line in lines]
+
+
+def test_riffle_transactions_shows_a_librdkafka_transaction(txn_broker, riffle_bin):
+    b = txn_broker
+    topic = unique_topic("txn-cli")
+    create_topic(b.bootstrap, topic, partitions=2)
+    tid = unique_topic("txn-cli")
+    p = txn_producer(b.bootstrap, tid)
+    p.init_transactions(TXN_TIMEOUT_S)
+    p.begin_transaction()
+    for i in range(4):
+        p.produce(topic, value=f"cli-{i}".encode(), partition=i % 2)
+    assert p.flush(30) == 0
+
+    listed = riffle_transactions(riffle_bin, b.bootstrap, "list")
+    assert listed[0] == ["TransactionalId", "Coordinator", "ProducerId", "TransactionState"]
+    mine = [r for r in listed[1:] if r[0] == tid]
+    assert len(mine) == 1 and mine[0][1] == "1" and mine[0][3] == "Ongoing", listed
+    pid = mine[0][2]
+
+    described = riffle_transactions(riffle_bin, b.bootstrap, "describe", "--transactional-id", tid)
+    assert described[0][4] == "TransactionState" and len(described) == 2, described
+    row = described[1]
+    assert row[:3] == ["1", tid, pid] and row[4] == "Ongoing", row
+    assert row[6] != "None" and int(row[7]) >= 0, row
+    assert row[8].split(",") == [f"{topic}-0", f"{topic}-1"], row
+
+    for part in (0, 1):
+        producers = riffle_transactions(riffle_bin, b.bootstrap, "describe-producers", "--topic", topic,
+                                        "--partition", str(part))
+        assert producers[1:] and producers[1][0] == pid, producers
+        assert producers[1][3] == "1", f"two records per partition: last sequence 1, {producers}"
+        assert producers[1][5] == "0", f"the open transaction starts at offset 0: {producers}"
+
+    p.commit_transaction(TXN_TIMEOUT_S)
+
+    def completed():
+        row = riffle_transactions(riffle_bin, b.bootstrap, "describe", "--transactional-id", tid)[1]
+        return row[4] == "CompleteCommit", row
+
+    wait_until(completed, 30, "the transaction to show as CompleteCommit")
+    producers = riffle_transactions(riffle_bin, b.bootstrap, "describe-producers", "--topic", topic,
+                                    "--partition", "0")
+    assert producers[1][0] == pid and producers[1][5] == "None", producers
+    p.close()
