@@ -2,8 +2,12 @@
 //! leader is killed with SIGKILL while topics are being created; a new
 //! leader is elected and every topic whose creation was acknowledged
 //! exists afterwards, on every node, also after the killed node restarts.
+//! Group and transaction coordinators are spread over the nodes: groups
+//! survive a coordinator restart, and a transaction over partitions led by
+//! several nodes gets its markers on every one of them.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -14,6 +18,9 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -220,11 +227,17 @@ impl Cluster {
     /// Tries to create `name` through each live node until one answers
     /// with no error (acknowledged) or TOPIC_ALREADY_EXISTS.
     fn create_topic(&self, name: &str) -> bool {
+        self.create_topic_with(name, 1)
+    }
+
+    /// [`Cluster::create_topic`] with `partitions` partitions (one replica
+    /// each).
+    fn create_topic_with(&self, name: &str, partitions: i32) -> bool {
         let req = CreateTopicsRequest::default()
             .with_timeout_ms(10_000)
             .with_topics(vec![CreatableTopic::default()
                 .with_name(TopicName(StrBytes::from_string(name.to_string())))
-                .with_num_partitions(1)
+                .with_num_partitions(partitions)
                 .with_replication_factor(1)]);
         for (i, child) in self.children.iter().enumerate() {
             if child.is_none() {
@@ -485,9 +498,15 @@ fn a_node_behind_the_log_start_catches_up_from_a_snapshot() {
 /// The coordinator of `group` as node `i` answers FindCoordinator (v4),
 /// once it names one.
 fn find_coordinator(cluster: &Cluster, i: usize, group: &str) -> Option<i32> {
+    find_coordinator_of(cluster, i, 0, group)
+}
+
+/// The coordinator of `key` (key type 0: a group, 1: a transactional id)
+/// as node `i` answers FindCoordinator (v4), once it names one.
+fn find_coordinator_of(cluster: &Cluster, i: usize, key_type: i8, key: &str) -> Option<i32> {
     let req = FindCoordinatorRequest::default()
-        .with_key_type(0)
-        .with_coordinator_keys(vec![StrBytes::from_string(group.to_string())]);
+        .with_key_type(key_type)
+        .with_coordinator_keys(vec![StrBytes::from_string(key.to_string())]);
     let resp: FindCoordinatorResponse =
         call(cluster.broker_addr(i), ApiKey::FindCoordinator, 4, &req).ok()?;
     let c = resp.coordinators.first()?;
@@ -593,5 +612,561 @@ fn groups_are_coordinated_by_every_node_and_survive_a_coordinator_restart() {
             &cluster,
             || fetch(&cluster, vi, g, topic) == Some(Ok(100 + n as i64)),
         );
+    }
+}
+
+/// Like [`wait_until`], for a value: retries `f` until it returns `Ok`,
+/// and on timeout reports its last `Err` with the nodes' logs.
+fn wait_for<T>(what: &str, cluster: &Cluster, mut f: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let last = match f() {
+            Ok(v) => return v,
+            Err(e) => e,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last: {last}; {}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const TXN_TOPIC: &str = "txn-spread";
+const TXN_PARTITIONS: i32 = 6;
+const TXN_ID: &str = "cluster-txn";
+/// Kafka's error codes the transaction test tells apart.
+const CONCURRENT_TRANSACTIONS: i16 = 51;
+/// The control record types of a transaction marker's key (KIP-98).
+const CONTROL_ABORT: i16 = 0;
+const CONTROL_COMMIT: i16 = 1;
+
+fn sb(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+/// The leader of every partition of `topic` (Metadata v9 at node `i`),
+/// once the topic has `partitions` partitions that all have one.
+fn partition_leaders(
+    cluster: &Cluster,
+    i: usize,
+    topic: &str,
+    partitions: i32,
+) -> Result<BTreeMap<i32, i32>, String> {
+    let req = MetadataRequest::default().with_topics(Some(vec![
+        metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(sb(topic)))),
+    ]));
+    let resp: MetadataResponse =
+        call(cluster.broker_addr(i), ApiKey::Metadata, 9, &req).map_err(|e| e.to_string())?;
+    let t = &resp.topics[0];
+    let leaders: BTreeMap<i32, i32> = t
+        .partitions
+        .iter()
+        .filter(|p| p.error_code == 0 && p.leader_id.0 >= 0)
+        .map(|p| (p.partition_index, p.leader_id.0))
+        .collect();
+    if t.error_code != 0 || leaders.len() != partitions as usize {
+        return Err(format!("{t:?}"));
+    }
+    Ok(leaders)
+}
+
+/// One partition's answer to a Fetch, its records decoded.
+#[derive(Debug)]
+struct PartitionRead {
+    high_watermark: i64,
+    last_stable_offset: i64,
+    /// (producer id, first offset); `None` when the answer had none
+    /// (read_uncommitted).
+    aborted: Option<Vec<(i64, i64)>>,
+    /// Every record of the returned batches, control records included,
+    /// in offset order.
+    records: Vec<Record>,
+}
+
+/// Fetch v12 (the last version naming topics) of `topic`-`partition` from
+/// `offset` at node `i`, answering at once; `Err` for a transport error or
+/// the partition's error code.
+fn fetch_partition(
+    cluster: &Cluster,
+    i: usize,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    read_committed: bool,
+) -> Result<PartitionRead, String> {
+    let req = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(0)
+        .with_isolation_level(i8::from(read_committed))
+        .with_topics(vec![fetch_request::FetchTopic::default()
+            .with_topic(TopicName(sb(topic)))
+            .with_partitions(vec![fetch_request::FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(1 << 20)])]);
+    let resp: FetchResponse =
+        call(cluster.broker_addr(i), ApiKey::Fetch, 12, &req).map_err(|e| e.to_string())?;
+    if resp.error_code != 0 {
+        return Err(format!("fetch error {}", resp.error_code));
+    }
+    let p = &resp.responses[0].partitions[0];
+    if p.error_code != 0 {
+        return Err(format!("partition error {}", p.error_code));
+    }
+    let mut bytes = p.records.clone().unwrap_or_default();
+    let records = RecordBatchDecoder::decode_all(&mut bytes)
+        .map_err(|e| format!("undecodable records: {e}"))?
+        .into_iter()
+        .flat_map(|set| set.records)
+        .collect();
+    Ok(PartitionRead {
+        high_watermark: p.high_watermark,
+        last_stable_offset: p.last_stable_offset,
+        aborted: p.aborted_transactions.as_ref().map(|a| {
+            a.iter()
+                .map(|t| (t.producer_id.0, t.first_offset))
+                .collect()
+        }),
+        records,
+    })
+}
+
+/// Reads `topic`-`partition` at node `i` from `offset` as a consumer does,
+/// fetch after fetch up to the last stable offset (read_committed) or the
+/// high watermark: like Kafka's, a fetch returns the batches of one
+/// segment at most. The answers' aborted transactions are gathered.
+fn read_partition(
+    cluster: &Cluster,
+    i: usize,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    read_committed: bool,
+) -> Result<PartitionRead, String> {
+    let mut read = fetch_partition(cluster, i, topic, partition, offset, read_committed)?;
+    loop {
+        let end = if read_committed {
+            read.last_stable_offset
+        } else {
+            read.high_watermark
+        };
+        let next = read.records.last().map_or(offset, |r| r.offset + 1);
+        if next >= end {
+            return Ok(read);
+        }
+        let more = fetch_partition(cluster, i, topic, partition, next, read_committed)?;
+        if more.records.is_empty() {
+            return Err(format!("nothing fetched at {next}, below {end}: {more:?}"));
+        }
+        read.high_watermark = more.high_watermark;
+        read.last_stable_offset = more.last_stable_offset;
+        if let (Some(all), Some(new)) = (&mut read.aborted, more.aborted) {
+            for a in new {
+                if !all.contains(&a) {
+                    all.push(a);
+                }
+            }
+        }
+        read.records.extend(more.records);
+    }
+}
+
+/// The control record type of a marker (ABORT 0, COMMIT 1), from its key.
+fn control_type(r: &Record) -> Option<i16> {
+    let key = r.key.as_ref().filter(|_| r.control)?;
+    (key.len() >= 4).then(|| i16::from_be_bytes([key[2], key[3]]))
+}
+
+fn values(records: &[&Record]) -> Vec<String> {
+    records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect()
+}
+
+/// The data records a read_committed consumer delivers, as Kafka's fetcher
+/// filters them (KIP-98): a producer's transactional records from an
+/// aborted transaction's first offset up to its ABORT marker are dropped,
+/// and control records are never delivered.
+fn visible(read: &PartitionRead) -> Vec<&Record> {
+    let mut pending: Vec<(i64, i64)> = read.aborted.clone().unwrap_or_default();
+    pending.sort_by_key(|&(_, first)| std::cmp::Reverse(first));
+    let mut aborting = BTreeSet::new();
+    let mut out = Vec::new();
+    for r in &read.records {
+        while pending.last().is_some_and(|&(_, first)| first <= r.offset) {
+            aborting.insert(pending.pop().unwrap().0);
+        }
+        if r.control {
+            if control_type(r) == Some(CONTROL_ABORT) {
+                aborting.remove(&r.producer_id);
+            }
+        } else if !(r.transactional && aborting.contains(&r.producer_id)) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// InitProducerId v3 for `TXN_ID` at node `i`: (producer id, epoch).
+fn init_txn_producer(cluster: &Cluster, i: usize) -> Result<(i64, i16), String> {
+    let req = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(sb(TXN_ID))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let r: InitProducerIdResponse =
+        call(cluster.broker_addr(i), ApiKey::InitProducerId, 3, &req).map_err(|e| e.to_string())?;
+    if r.error_code != 0 {
+        return Err(format!("{r:?}"));
+    }
+    Ok((r.producer_id.0, r.producer_epoch))
+}
+
+/// AddPartitionsToTxn v3 of `partitions` of `TXN_TOPIC` at node `i`: the
+/// error code of each partition.
+fn add_partitions_to_txn(
+    cluster: &Cluster,
+    i: usize,
+    (pid, epoch): (i64, i16),
+    partitions: &[i32],
+) -> Result<BTreeMap<i32, i16>, String> {
+    let req = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(sb(TXN_ID)))
+        .with_v3_and_below_producer_id(ProducerId(pid))
+        .with_v3_and_below_producer_epoch(epoch)
+        .with_v3_and_below_topics(vec![
+            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(TopicName(sb(TXN_TOPIC)))
+                .with_partitions(partitions.to_vec()),
+        ]);
+    let r: AddPartitionsToTxnResponse =
+        call(cluster.broker_addr(i), ApiKey::AddPartitionsToTxn, 3, &req)
+            .map_err(|e| e.to_string())?;
+    Ok(r.results_by_topic_v3_and_below
+        .iter()
+        .flat_map(|t| &t.results_by_partition)
+        .map(|p| (p.partition_index, p.partition_error_code))
+        .collect())
+}
+
+/// A transactional Produce v9 (acks=all) of one batch of `values` to
+/// `TXN_TOPIC`-`partition` at node `i`, sequences from `first_sequence`:
+/// the partition's error code and base offset.
+fn produce_txn(
+    cluster: &Cluster,
+    i: usize,
+    partition: i32,
+    (pid, epoch): (i64, i16),
+    first_sequence: i32,
+    values: &[String],
+) -> (i16, i64) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(k, v)| Record {
+            transactional: true,
+            control: false,
+            partition_leader_epoch: 0,
+            delete_horizon: false,
+            producer_id: pid,
+            producer_epoch: epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: k as i64,
+            sequence: first_sequence + k as i32,
+            timestamp: now_ms,
+            key: None,
+            value: Some(Bytes::from(v.clone())),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut batch = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut batch,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    let req = ProduceRequest::default()
+        .with_transactional_id(Some(TransactionalId(sb(TXN_ID))))
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![produce_request::TopicProduceData::default()
+            .with_name(TopicName(sb(TXN_TOPIC)))
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default()
+                    .with_index(partition)
+                    .with_records(Some(batch.freeze())),
+            ])]);
+    let r: ProduceResponse = call(cluster.broker_addr(i), ApiKey::Produce, 9, &req).unwrap();
+    let p = &r.responses[0].partition_responses[0];
+    (p.error_code, p.base_offset)
+}
+
+/// EndTxn v3 at node `i`: its error code.
+fn end_txn(cluster: &Cluster, i: usize, (pid, epoch): (i64, i16), commit: bool) -> i16 {
+    let req = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(sb(TXN_ID)))
+        .with_producer_id(ProducerId(pid))
+        .with_producer_epoch(epoch)
+        .with_committed(commit);
+    let r: EndTxnResponse = call(cluster.broker_addr(i), ApiKey::EndTxn, 3, &req).unwrap();
+    r.error_code
+}
+
+/// DescribeTransactions v0 of `TXN_ID` at node `i`: its state, producer
+/// id and epoch, and partitions of `TXN_TOPIC`.
+fn describe_txn(cluster: &Cluster, i: usize) -> Result<(String, i64, i16, Vec<i32>), String> {
+    let req = DescribeTransactionsRequest::default()
+        .with_transactional_ids(vec![TransactionalId(sb(TXN_ID))]);
+    let r: DescribeTransactionsResponse = call(
+        cluster.broker_addr(i),
+        ApiKey::DescribeTransactions,
+        0,
+        &req,
+    )
+    .map_err(|e| e.to_string())?;
+    let t = &r.transaction_states[0];
+    if t.error_code != 0 {
+        return Err(format!("{t:?}"));
+    }
+    let mut partitions: Vec<i32> = t
+        .topics
+        .iter()
+        .filter(|d| d.topic.as_str() == TXN_TOPIC)
+        .flat_map(|d| d.partitions.iter().copied())
+        .collect();
+    partitions.sort_unstable();
+    Ok((
+        t.transaction_state.to_string(),
+        t.producer_id.0,
+        t.producer_epoch,
+        partitions,
+    ))
+}
+
+/// KIP-98 across nodes: a transaction over partitions led by several nodes
+/// is committed, then another aborted, and each decision reaches every
+/// partition: the coordinator writes the markers of the partitions it leads
+/// itself and sends WriteTxnMarkers to the other leaders. A read_committed
+/// fetch stops at the last stable offset until the marker is there, then
+/// returns the committed records; an aborted transaction's records stay in
+/// the log and are listed in the fetch's aborted transactions, so a
+/// read_committed consumer drops them.
+#[test]
+fn a_transaction_over_several_nodes_gets_its_markers_on_every_partition() {
+    let cluster = Cluster::new(3);
+    wait_until("the topic to be created", &cluster, || {
+        cluster.create_topic_with(TXN_TOPIC, TXN_PARTITIONS)
+    });
+    let leaders = wait_for("a leader for every partition", &cluster, || {
+        partition_leaders(&cluster, 0, TXN_TOPIC, TXN_PARTITIONS)
+    });
+    let leading: BTreeSet<i32> = leaders.values().copied().collect();
+    assert!(
+        leading.len() >= 2,
+        "every partition is led by one node ({leaders:?}); the test needs several"
+    );
+    let partitions: Vec<i32> = leaders.keys().copied().collect();
+    let leader_of = |p: i32| cluster.index_of(leaders[&p]);
+    for &p in &partitions {
+        wait_for(
+            &format!("partition {p} served by its leader"),
+            &cluster,
+            || fetch_partition(&cluster, leader_of(p), TXN_TOPIC, p, 0, false),
+        );
+    }
+
+    let coordinator = wait_for("a transaction coordinator", &cluster, || {
+        find_coordinator_of(&cluster, 0, 1, TXN_ID).ok_or_else(|| "none yet".to_string())
+    });
+    assert!(
+        leaders.values().any(|&l| l != coordinator),
+        "the coordinator {coordinator} leads every partition ({leaders:?}): no remote markers"
+    );
+    let at = cluster.index_of(coordinator);
+    let producer = wait_for("InitProducerId at the coordinator", &cluster, || {
+        init_txn_producer(&cluster, at)
+    });
+    let (pid, epoch) = producer;
+
+    // The first transaction: three records in every partition, committed.
+    let add_all = |what: &str| {
+        wait_for(what, &cluster, || {
+            let codes = add_partitions_to_txn(&cluster, at, producer, &partitions)?;
+            if codes.len() == partitions.len() && codes.values().all(|&c| c == 0) {
+                Ok(())
+            } else if codes
+                .values()
+                .all(|&c| c == 0 || c == CONCURRENT_TRANSACTIONS)
+            {
+                Err(format!("retriable: {codes:?}"))
+            } else {
+                panic!("AddPartitionsToTxn refused: {codes:?}; {}", cluster.logs())
+            }
+        })
+    };
+    add_all("AddPartitionsToTxn of the first transaction");
+    assert_eq!(
+        describe_txn(&cluster, at),
+        Ok(("Ongoing".to_string(), pid, epoch, partitions.clone()))
+    );
+    let committed: BTreeMap<i32, Vec<String>> = partitions
+        .iter()
+        .map(|&p| (p, (0..3).map(|k| format!("commit-{p}-{k}")).collect()))
+        .collect();
+    for &p in &partitions {
+        let (code, base) = produce_txn(&cluster, leader_of(p), p, producer, 0, &committed[&p]);
+        assert_eq!((code, base), (0, 0), "produce to partition {p}");
+    }
+    // Open: read_committed stops at the transaction's first offset;
+    // read_uncommitted sees its records.
+    for &p in &partitions {
+        let rc = read_partition(&cluster, leader_of(p), TXN_TOPIC, p, 0, true).unwrap();
+        assert!(rc.records.is_empty(), "partition {p}: {rc:?}");
+        assert_eq!(
+            (rc.last_stable_offset, rc.high_watermark),
+            (0, 3),
+            "partition {p}"
+        );
+        assert_eq!(rc.aborted, Some(vec![]), "partition {p}");
+        let ru = read_partition(&cluster, leader_of(p), TXN_TOPIC, p, 0, false).unwrap();
+        let data: Vec<&Record> = ru.records.iter().collect();
+        assert_eq!(values(&data), committed[&p], "partition {p}");
+        assert!(
+            ru.records
+                .iter()
+                .all(|r| r.transactional && !r.control && r.producer_id == pid),
+            "partition {p}: {ru:?}"
+        );
+        assert_eq!(ru.aborted, None, "partition {p}");
+    }
+    assert_eq!(end_txn(&cluster, at, producer, true), 0);
+    // The COMMIT marker reaches every partition, local or remote: the
+    // records become stable, and the marker takes one offset after them.
+    for &p in &partitions {
+        wait_for(
+            &format!("the COMMIT marker in partition {p}"),
+            &cluster,
+            || {
+                let rc = read_partition(&cluster, leader_of(p), TXN_TOPIC, p, 0, true)?;
+                if rc.last_stable_offset != 4 {
+                    return Err(format!("{rc:?}"));
+                }
+                assert_eq!(rc.high_watermark, 4, "partition {p}: {rc:?}");
+                assert_eq!(values(&visible(&rc)), committed[&p], "partition {p}");
+                assert_eq!(rc.aborted, Some(vec![]), "partition {p}");
+                let marker = rc.records.last().unwrap();
+                assert!(
+                    marker.control
+                        && marker.offset == 3
+                        && marker.producer_id == pid
+                        && control_type(marker) == Some(CONTROL_COMMIT),
+                    "partition {p}: {rc:?}"
+                );
+                Ok(())
+            },
+        );
+    }
+    // As in Kafka, a completed transaction lists no partitions.
+    wait_for(
+        "the coordinator to complete the commit",
+        &cluster,
+        || match describe_txn(&cluster, at)? {
+            (s, ..) if s == "PrepareCommit" => Err(s),
+            d => {
+                assert_eq!(d, ("CompleteCommit".to_string(), pid, epoch, vec![]));
+                Ok(())
+            }
+        },
+    );
+
+    // The second transaction: on the same partitions, with records in all
+    // but the last one (which only gets the marker), aborted.
+    add_all("AddPartitionsToTxn of the second transaction");
+    let (empty, with_data) = partitions.split_last().unwrap();
+    let nodes_with_data: BTreeSet<i32> = with_data.iter().map(|p| leaders[p]).collect();
+    assert!(
+        nodes_with_data.len() >= 2,
+        "the aborted records are all on one node ({leaders:?})"
+    );
+    let aborted: BTreeMap<i32, Vec<String>> = with_data
+        .iter()
+        .map(|&p| (p, (0..3).map(|k| format!("abort-{p}-{k}")).collect()))
+        .collect();
+    for &p in with_data {
+        // The producer's sequences go on across transactions.
+        let (code, base) = produce_txn(&cluster, leader_of(p), p, producer, 3, &aborted[&p]);
+        assert_eq!((code, base), (0, 4), "produce to partition {p}");
+    }
+    for &p in with_data {
+        let rc = read_partition(&cluster, leader_of(p), TXN_TOPIC, p, 0, true).unwrap();
+        assert_eq!(
+            (rc.last_stable_offset, rc.high_watermark),
+            (4, 7),
+            "partition {p}"
+        );
+        assert_eq!(values(&visible(&rc)), committed[&p], "partition {p}");
+    }
+    assert_eq!(end_txn(&cluster, at, producer, false), 0);
+    wait_for(
+        "the coordinator to complete the abort",
+        &cluster,
+        || match describe_txn(&cluster, at)? {
+            (s, ..) if s == "PrepareAbort" => Err(s),
+            d => {
+                assert_eq!(d, ("CompleteAbort".to_string(), pid, epoch, vec![]));
+                Ok(())
+            }
+        },
+    );
+    // Kafka completes a transaction only once every leader has acknowledged
+    // its marker, written with acks=all: each partition is stable already.
+    for &p in &partitions {
+        let has_data = p != *empty;
+        let end = if has_data { 8 } else { 5 };
+        let rc = read_partition(&cluster, leader_of(p), TXN_TOPIC, p, 0, true).unwrap();
+        assert_eq!(
+            (rc.last_stable_offset, rc.high_watermark),
+            (end, end),
+            "partition {p}: {rc:?}"
+        );
+        let marker = rc.records.last().unwrap();
+        assert!(
+            marker.control
+                && marker.offset == end - 1
+                && marker.producer_id == pid
+                && control_type(marker) == Some(CONTROL_ABORT),
+            "partition {p}: {rc:?}"
+        );
+        // The aborted batch is listed where it starts; a partition where
+        // the transaction wrote nothing has no aborted transaction (Kafka
+        // indexes only non-empty ones).
+        let listed = if has_data { vec![(pid, 4)] } else { vec![] };
+        assert_eq!(rc.aborted.as_ref(), Some(&listed), "partition {p}");
+        assert_eq!(values(&visible(&rc)), committed[&p], "partition {p}");
+        if has_data {
+            let from_abort = read_partition(&cluster, leader_of(p), TXN_TOPIC, p, 4, true).unwrap();
+            assert_eq!(from_abort.aborted, Some(vec![(pid, 4)]), "partition {p}");
+            assert!(
+                visible(&from_abort).is_empty(),
+                "partition {p}: {from_abort:?}"
+            );
+        }
+        // Aborted records are stored, not dropped.
+        let ru = read_partition(&cluster, leader_of(p), TXN_TOPIC, p, 0, false).unwrap();
+        let data: Vec<&Record> = ru.records.iter().filter(|r| !r.control).collect();
+        let mut expected = committed[&p].clone();
+        expected.extend(aborted.get(&p).cloned().unwrap_or_default());
+        assert_eq!(values(&data), expected, "partition {p}");
     }
 }
