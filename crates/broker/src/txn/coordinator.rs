@@ -225,32 +225,54 @@ impl TxnCoordinator {
         }
     }
 
-    /// The timer loop and the marker writer, until `shutdown` fires.
+    /// The timer loop and the marker writer, until `shutdown` fires. Each
+    /// transaction's markers are written by a task of its own (so one slow
+    /// partition does not hold up the others), owned here and aborted at
+    /// shutdown, so nothing outlives the server.
     pub async fn run(
         self: &Arc<Self>,
         broker: Arc<Broker>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        let jobs = self
+        let Some(mut jobs) = self
             .pending_jobs
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(mut jobs) = jobs {
-            let writer = broker.clone();
-            let this = self.clone();
-            tokio::spawn(async move {
-                while let Some(job) = jobs.recv().await {
-                    // Each transaction's markers are written on their own,
-                    // so one slow partition does not hold up the others.
-                    let (b, c) = (writer.clone(), this.clone());
+            .take()
+        else {
+            warn!("the transaction coordinator is already running");
+            return;
+        };
+        let mut writers = tokio::task::JoinSet::new();
+        loop {
+            let now = now_ms();
+            let mut out = Vec::new();
+            let next = {
+                let mut core = self.lock();
+                if core.next_deadline().is_some_and(|d| d <= now) {
+                    let mut log = StateLog {
+                        replicas: &broker.replicas,
+                    };
+                    out = core.tick(now, &mut log);
+                }
+                core.next_deadline()
+            };
+            self.dispatch(out);
+            let wait = next
+                .map(|d| Duration::from_millis((d - now).clamp(1, 1000) as u64))
+                .unwrap_or(IDLE_TICK);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.wake.notified() => {}
+                Some(job) = jobs.recv() => {
                     debug!(
                         transactional_id = %job.transactional_id,
                         commit = job.commit,
                         partitions = job.partitions.len(),
                         "writing transaction markers"
                     );
-                    tokio::spawn(async move {
+                    let (b, c) = (broker.clone(), self.clone());
+                    writers.spawn(async move {
                         if markers::write_all(&b, &job).await {
                             debug!(transactional_id = %job.transactional_id, "transaction markers written");
                             c.with_core(&b.replicas, &b.producer_ids, |core, log, _, _| {
@@ -266,32 +288,12 @@ impl TxnCoordinator {
                         }
                     });
                 }
-            });
-        }
-        loop {
-            let now = now_ms();
-            let wait = {
-                let mut out = Vec::new();
-                let next = {
-                    let mut core = self.lock();
-                    if core.next_deadline().is_some_and(|d| d <= now) {
-                        let mut log = StateLog {
-                            replicas: &broker.replicas,
-                        };
-                        out = core.tick(now, &mut log);
-                    }
-                    core.next_deadline()
-                };
-                self.dispatch(out);
-                next.map(|d| Duration::from_millis((d - now).clamp(1, 1000) as u64))
-                    .unwrap_or(IDLE_TICK)
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.wake.notified() => {}
-                _ = shutdown.wait_for(|s| *s) => return,
+                Some(_) = writers.join_next(), if !writers.is_empty() => {}
+                _ = shutdown.wait_for(|s| *s) => break,
             }
         }
+        writers.abort_all();
+        while writers.join_next().await.is_some() {}
     }
 }
 
