@@ -25,17 +25,22 @@ async fn api_versions_lists_served_apis_and_answers_unknown_versions_with_v0() {
     assert_eq!(r.error_code, 0);
     let produce = r.api_keys.iter().find(|k| k.api_key == 0).unwrap();
     assert_eq!((produce.min_version, produce.max_version), (3, 12));
-    // The classic group APIs are served; the KIP-848 consumer protocol and
-    // transactions are not, and are not advertised.
-    let join = r
-        .api_keys
-        .iter()
-        .find(|k| k.api_key == ApiKey::JoinGroup as i16)
-        .unwrap();
-    assert_eq!((join.min_version, join.max_version), (0, 9));
-    for unserved in [ApiKey::ConsumerGroupHeartbeat, ApiKey::InitProducerId] {
-        assert!(r.api_keys.iter().all(|k| k.api_key != unserved as i16));
-    }
+    // The classic group APIs and transactions (version 1) are served; the
+    // KIP-848 consumer protocol is not, and is not advertised, nor are the
+    // transaction-version-2 versions of EndTxn and TxnOffsetCommit.
+    let range = |key: ApiKey| {
+        r.api_keys
+            .iter()
+            .find(|k| k.api_key == key as i16)
+            .map(|k| (k.min_version, k.max_version))
+    };
+    assert_eq!(range(ApiKey::JoinGroup), Some((0, 9)));
+    assert_eq!(range(ApiKey::InitProducerId), Some((0, 5)));
+    assert_eq!(range(ApiKey::AddPartitionsToTxn), Some((0, 3)));
+    assert_eq!(range(ApiKey::EndTxn), Some((0, 4)));
+    assert_eq!(range(ApiKey::TxnOffsetCommit), Some((0, 4)));
+    assert_eq!(range(ApiKey::AllocateProducerIds), None, "a controller API");
+    assert_eq!(range(ApiKey::ConsumerGroupHeartbeat), None);
 
     // ApiVersions v127 (a v3 body with the version field raised): a v0
     // body with UNSUPPORTED_VERSION and the ranges, under header v0.

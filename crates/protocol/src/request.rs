@@ -255,8 +255,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let mut b = BytesMut::new();
-        b.put_i16(ApiKey::AddPartitionsToTxn as i16);
-        b.put_i16(3);
+        b.put_i16(ApiKey::ConsumerGroupHeartbeat as i16);
+        b.put_i16(0);
         b.put_i32(5);
         b.put_i16(-1);
         assert!(matches!(
