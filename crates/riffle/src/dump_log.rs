@@ -12,6 +12,7 @@ use riffle_log::compression::{self, Compression};
 use riffle_log::index::{IndexEntry, OffsetPosition, TimestampOffset};
 use riffle_log::records::RecordIter;
 use riffle_log::segment::{FileBatches, ScanStop};
+use riffle_log::{producer_snapshot, AbortedTxn};
 
 pub fn run(
     paths: &[PathBuf],
@@ -25,7 +26,10 @@ pub fn run(
             let mut logs: Vec<PathBuf> = std::fs::read_dir(path)
                 .with_context(|| format!("reading {}", path.display()))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .filter(|p| {
+                    p.extension()
+                        .is_some_and(|e| e == "log" || e == "snapshot" || e == "txnindex")
+                })
                 .collect();
             logs.sort();
             files.extend(logs);
@@ -35,13 +39,81 @@ pub fn run(
     }
     let mut clean = true;
     for file in files {
-        clean &= dump_segment(&file, print_records, verify_index, out)?;
+        clean &= match file.extension().and_then(|e| e.to_str()) {
+            Some("snapshot") => dump_producer_snapshot(&file, out)?,
+            Some("txnindex") => dump_txn_index(&file, out)?,
+            _ => dump_segment(&file, print_records, verify_index, out)?,
+        };
     }
     anyhow::ensure!(
         clean,
         "some segments hold corrupt or torn batches (see above)"
     );
     Ok(())
+}
+
+/// A producer state snapshot, one line per producer, in kafka-dump-log's
+/// words. Returns false if the file is not a valid snapshot.
+fn dump_producer_snapshot(path: &Path, out: &mut dyn Write) -> Result<bool> {
+    writeln!(out, "Dumping {}", path.display())?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    match producer_snapshot::decode(&bytes) {
+        Ok(entries) => {
+            for e in entries {
+                let (first_seq, last_seq, last_offset, delta, ts) =
+                    e.batches.back().map_or((-1, -1, -1, 0, -1), |b| {
+                        (
+                            b.first_seq(),
+                            b.last_seq,
+                            b.last_offset,
+                            b.offset_delta,
+                            b.timestamp,
+                        )
+                    });
+                writeln!(
+                    out,
+                    "producerId: {} producerEpoch: {} coordinatorEpoch: {} currentTxnFirstOffset: {} lastTimestamp: {} firstSequence: {} lastSequence: {} lastOffset: {} offsetDelta: {} timestamp: {}",
+                    e.producer_id,
+                    e.epoch,
+                    e.coordinator_epoch,
+                    e.current_txn_first_offset
+                        .map_or("None".to_string(), |o| format!("Some({o})")),
+                    e.last_timestamp,
+                    first_seq,
+                    last_seq,
+                    last_offset,
+                    delta,
+                    ts
+                )?;
+            }
+            Ok(true)
+        }
+        Err(e) => {
+            writeln!(out, "invalid producer snapshot: {e}")?;
+            Ok(false)
+        }
+    }
+}
+
+/// An aborted-transaction index, one line per entry. Returns false if the
+/// file's size is not a whole number of entries.
+fn dump_txn_index(path: &Path, out: &mut dyn Write) -> Result<bool> {
+    writeln!(out, "Dumping {}", path.display())?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    for chunk in bytes.chunks(riffle_log::txn_index::ENTRY_BYTES) {
+        match AbortedTxn::from_bytes(chunk) {
+            Some(a) => writeln!(
+                out,
+                "version: 0 producerId: {} firstOffset: {} lastOffset: {} lastStableOffset: {}",
+                a.producer_id, a.first_offset, a.last_offset, a.last_stable_offset
+            )?,
+            None => {
+                writeln!(out, "a torn entry of {} byte(s) at the end", chunk.len())?;
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 fn codec_name(h: &BatchHeader) -> &'static str {
@@ -136,6 +208,11 @@ fn print_batch_records(batch: &[u8], h: &BatchHeader, out: &mut dyn Write) -> Re
             compression::decompress(codec, section, compression::decompressed_bytes_max(1 << 20))?;
         &owned[..]
     };
+    let marker = if h.is_control() {
+        riffle_log::parse_txn_marker(batch)
+    } else {
+        None
+    };
     for record in RecordIter::new(records, h.record_count)? {
         let r = record?;
         let ts = match h.timestamp_type() {
@@ -147,7 +224,7 @@ fn print_batch_records(batch: &[u8], h: &BatchHeader, out: &mut dyn Write) -> Re
             .iter()
             .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
             .collect();
-        writeln!(
+        write!(
             out,
             "| offset: {} {}: {} keySize: {} valueSize: {} headerKeys: [{}]",
             h.base_offset.saturating_add(i64::from(r.offset_delta)),
@@ -161,6 +238,15 @@ fn print_batch_records(batch: &[u8], h: &BatchHeader, out: &mut dyn Write) -> Re
             r.value.map_or(-1, |v| v.len() as i64),
             header_keys.join(",")
         )?;
+        match marker {
+            Some((commit, coordinator_epoch)) => writeln!(
+                out,
+                " endTxnMarker: {} coordinatorEpoch: {}",
+                if commit { "COMMIT" } else { "ABORT" },
+                coordinator_epoch
+            )?,
+            None => writeln!(out)?,
+        }
     }
     Ok(())
 }

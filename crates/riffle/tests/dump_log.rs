@@ -37,6 +37,11 @@ fn dumps_every_batch_and_record_of_a_kafka_partition() {
     assert_eq!(out.matches("Index check: consistent").count(), 2);
     assert!(out.contains("compresscodec: gzip"));
     assert!(out.contains("isControl: true"));
+    // The fixture's transaction marker, written by an independent generator.
+    assert!(
+        out.contains("headerKeys: [] endTxnMarker: COMMIT coordinatorEpoch: 2"),
+        "{out}"
+    );
     assert!(out.contains("LogAppendTime"));
 }
 
@@ -65,4 +70,61 @@ fn reports_a_torn_segment_and_fails() {
     let (ok, out) = dump(&["--verify-index", torn.to_str().unwrap()]);
     assert!(!ok);
     assert!(out.contains("INCONSISTENT"));
+}
+
+#[test]
+fn dumps_producer_snapshots_and_the_aborted_transaction_index() {
+    use riffle_log::producer::{BatchMetadata, ProducerEntry};
+    use riffle_log::{producer_snapshot, AbortedTxn};
+    let tmp = tempfile::tempdir().unwrap();
+    let mut entry = ProducerEntry::empty(7);
+    entry.epoch = 3;
+    entry.coordinator_epoch = 5;
+    entry.last_timestamp = 1_000;
+    entry.current_txn_first_offset = Some(40);
+    entry.batches.push_back(BatchMetadata {
+        last_seq: 9,
+        last_offset: 44,
+        offset_delta: 4,
+        timestamp: 1_000,
+    });
+    std::fs::write(
+        tmp.path().join("00000000000000000045.snapshot"),
+        producer_snapshot::encode([&entry]),
+    )
+    .unwrap();
+    let aborted = AbortedTxn {
+        producer_id: 7,
+        first_offset: 10,
+        last_offset: 20,
+        last_stable_offset: 21,
+    };
+    let mut index = aborted.to_bytes().to_vec();
+    std::fs::write(tmp.path().join("00000000000000000000.txnindex"), &index).unwrap();
+    let (ok, out) = dump(&[tmp.path().to_str().unwrap()]);
+    assert!(ok, "{out}");
+    assert!(out.contains(
+        "producerId: 7 producerEpoch: 3 coordinatorEpoch: 5 currentTxnFirstOffset: Some(40) lastTimestamp: 1000 firstSequence: 5 lastSequence: 9 lastOffset: 44 offsetDelta: 4 timestamp: 1000"
+    ), "{out}");
+    assert!(
+        out.contains(
+            "version: 0 producerId: 7 firstOffset: 10 lastOffset: 20 lastStableOffset: 21"
+        ),
+        "{out}"
+    );
+
+    // A torn index entry and a snapshot with a bad CRC are reported and fail.
+    index.extend_from_slice(&[0; 5]);
+    std::fs::write(tmp.path().join("00000000000000000000.txnindex"), &index).unwrap();
+    let (ok, out) = dump(&[tmp.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.contains("a torn entry of 5 byte(s)"), "{out}");
+    let mut snapshot = producer_snapshot::encode([&entry]);
+    let last = snapshot.len() - 1;
+    snapshot[last] ^= 1;
+    let path = tmp.path().join("00000000000000000045.snapshot");
+    std::fs::write(&path, snapshot).unwrap();
+    let (ok, out) = dump(&[path.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(out.contains("invalid producer snapshot"), "{out}");
 }
