@@ -14,6 +14,13 @@ let it drop every connection:
 - or every so many milliseconds while connections are open
   (`cut_every(interval_ms=...)`).
 
+It can also swallow everything the broker sends (`drop_downstream(True)`):
+requests still arrive and are acted on, but no answer reaches the client,
+as when a broker crashes between doing the work and replying. And it can
+hold new connections (`hold_new_connections(True)`): they are accepted by
+the kernel but not forwarded until the hold ends, so a client waits
+instead of seeing refusals or resets.
+
 A cut closes both sides with a TCP reset (SO_LINGER 0), the way a crashed
 peer or a broken network looks to both ends. A torn downstream response is
 the case idempotence exists for: the broker has appended the batch, the
@@ -90,6 +97,10 @@ class Proxy:
         self._left = {"up": None, "down": None}
         self._interval_s: float | None = None
         self._cuts_max: int | None = None
+        self._drop_down = False
+        self.dropped_down = 0
+        self._not_held = threading.Event()
+        self._not_held.set()
         self._thread = threading.Thread(target=self._accept_loop, name=f"proxy-{self.port}", daemon=True)
         self._thread.start()
         self._timer = threading.Thread(target=self._timer_loop, name=f"proxy-timer-{self.port}", daemon=True)
@@ -115,6 +126,18 @@ class Proxy:
             self._interval_s = interval_ms / 1000.0 if interval_ms else None
             self._cuts_max = None if cuts_max is None else self.cuts + cuts_max
 
+    def drop_downstream(self, on: bool) -> None:
+        """While on, bytes from the broker are read and thrown away (counted in dropped_down)."""
+        with self._lock:
+            self._drop_down = on
+
+    def hold_new_connections(self, on: bool) -> None:
+        """While on, connections that arrive wait, unanswered, until the hold ends."""
+        if on:
+            self._not_held.clear()
+        else:
+            self._not_held.set()
+
     def cut_all(self, why: str = "on demand") -> int:
         """Reset every open connection now; returns how many there were."""
         with self._lock:
@@ -129,6 +152,7 @@ class Proxy:
 
     def close(self) -> None:
         self._closed = True
+        self._not_held.set()
         try:
             self._listener.close()
         except OSError:
@@ -142,7 +166,8 @@ class Proxy:
 
     def stats(self) -> dict:
         with self._lock:
-            return {"connections": self.connections, "cuts": self.cuts, "forwarded": dict(self.forwarded)}
+            return {"connections": self.connections, "cuts": self.cuts, "forwarded": dict(self.forwarded),
+                    "dropped_down": self.dropped_down}
 
     # ------------------------------------------------------------ forwarding
 
@@ -152,6 +177,10 @@ class Proxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            while not self._not_held.wait(0.1):
+                if self._closed:
+                    client.close()
+                    return
             if self.target_port is None:
                 client.close()
                 continue
@@ -190,6 +219,9 @@ class Proxy:
             with self._lock:
                 if link.closed:
                     return
+                if direction == "down" and self._drop_down:
+                    self.dropped_down += len(data)
+                    continue
                 left = self._left[direction]
                 if left is not None and self._cuts_allowed():
                     if len(data) >= left:

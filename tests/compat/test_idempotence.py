@@ -293,6 +293,29 @@ def test_proxy_forwards_and_cuts_at_the_byte():
             assert _read_until_closed(s) == (0, True)
         assert proxy.cuts == 4
 
+        # Dropping downstream: the server gets the bytes, the client hears nothing back.
+        proxy.cut_every()
+        proxy.drop_downstream(True)
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
+            s.sendall(b"v" * 300)
+            wait_for(lambda: proxy.stats()["dropped_down"] == 300, 5, "the echo to be dropped")
+            assert _read_until_closed(s, timeout_s=0.3) == (0, False)
+            proxy.drop_downstream(False)
+            s.sendall(b"u" * 10)
+            assert _recv_exact(s, 10) == b"u" * 10
+        assert proxy.cuts == 4
+
+        # Held connections wait, then work.
+        proxy.hold_new_connections(True)
+        connections = len(echo.received)
+        s = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+        with s:
+            s.sendall(b"held")
+            assert _read_until_closed(s, timeout_s=0.3) == (0, False)
+            assert len(echo.received) == connections, "a held connection reached the server"
+            proxy.hold_new_connections(False)
+            assert _recv_exact(s, 4) == b"held"
+
         # On a timer: a connection that stays open is cut.
         proxy.cut_every(interval_ms=100)
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as s:
@@ -390,20 +413,120 @@ def test_idempotent_producer_survives_connection_cuts(proxied_broker):
         assert offsets == list(range(start, start + RECORDS // PARTITIONS)), \
             f"partition {part}: the delivery reports do not give each record its own consecutive offset"
 
-    # Read back directly from the broker (the records, not what the client was told).
+    assert_numbers_stored_once_in_order(b.port, topic)
+
+
+def assert_numbers_stored_once_in_order(port: int, topic: str) -> None:
+    """Partition p holds b"warm-up" (partition 0 only) then exactly the numbers n < RECORDS with
+    n % PARTITIONS == p, ascending, in batches whose sequences run on without gaps. Read
+    directly from the broker: what is stored, not what the client was told."""
     for part in range(PARTITIONS):
-        batches, last = fetch_all_batches(b.port, topic, part)
+        batches, last = fetch_all_batches(port, topic, part)
         values = [v for bt in batches for _, _, v in bt.records]
         if part == 0:
-            assert values[0] == b"warm-up"
+            assert values[:1] == [b"warm-up"], values[:3]
             values = values[1:]
         expected = [str(n).encode() for n in range(part, RECORDS, PARTITIONS)]
         dupes = len(values) - len(set(values))
         missing = len(set(expected) - set(values))
-        assert values == expected, (f"partition {part}: {len(values)} records stored, {dupes} duplicates, "
-                                    f"{missing} missing; high watermark {last.high_watermark}")
+        if values != expected:
+            first = next((i for i, (x, y) in enumerate(zip(values, expected)) if x != y), min(len(values), len(expected)))
+            raise AssertionError(
+                f"partition {part}: {len(values)} records stored, {dupes} duplicates, {missing} missing; "
+                f"high watermark {last.high_watermark}; first difference at record {first}: stored "
+                f"{values[first:first + 3]}, expected {expected[first:first + 3]}; batches there: "
+                f"{[bt for bt in batches if bt.records and bt.records[-1][0] >= first][:3]}")
         assert all(bt.producer_id >= 0 and bt.producer_epoch >= 0 for bt in batches), batches[:5]
         assert_sequences_contiguous(batches, f"partition {part}")
+
+
+def test_idempotent_producer_survives_broker_kill9(proxied_broker):
+    """A broker killed (SIGKILL) and restarted while an idempotent producer streams: batches
+    the broker stored but did not acknowledge are sent again after the restart, and the
+    producer state recovered from the log (Kafka's ProducerStateManager snapshots plus the
+    log after them) must recognise them as duplicates. The proxy swallows the broker's
+    answers just before the kill, so that such batches certainly exist."""
+    b, proxy = proxied_broker
+    topic = unique_topic("idem-kill9")
+    create_topic(proxy.address, topic, partitions=PARTITIONS)
+    delivered, failed, errors = [], [], []
+    lock = threading.Lock()
+
+    def on_delivery(err, msg):
+        with lock:
+            (failed if err is not None else delivered).append((err, msg.partition(), msg.offset()))
+
+    p = ck_producer(proxy.address, **{
+        "enable.idempotence": True, "acks": "all", "max.in.flight.requests.per.connection": 5,
+        "linger.ms": 2, "batch.num.messages": 100, "message.timeout.ms": 120_000,
+        "retry.backoff.ms": 20, "retry.backoff.max.ms": 200,
+        "reconnect.backoff.ms": 10, "reconnect.backoff.max.ms": 200,
+        "error_cb": lambda e: errors.append(e),
+    })
+    p.produce(topic, value=b"warm-up", partition=0, on_delivery=on_delivery)
+    assert p.flush(30) == 0 and not failed, failed
+    delivered.clear()
+    stop = threading.Event()
+    sent = [0]
+
+    def stream():
+        while not stop.is_set() and sent[0] < RECORDS:
+            try:
+                p.produce(topic, value=str(sent[0]).encode(), partition=sent[0] % PARTITIONS,
+                          on_delivery=on_delivery)
+                sent[0] += 1
+            except BufferError:
+                p.poll(0.05)
+            p.poll(0)
+            if sent[0] % 50 == 0:
+                time.sleep(0.001)
+        # Delivery reports (and librdkafka's logs) only arrive through poll().
+        while not stop.is_set():
+            p.poll(0.1)
+
+    t = threading.Thread(target=stream, daemon=True)
+    t.start()
+    try:
+        wait_for(lambda: len(delivered) >= RECORDS // 4, 60, f"{RECORDS // 4} acknowledgements")
+        # Let the broker store batches whose answers never arrive, then crash it:
+        # after the restart the client must send those batches again.
+        proxy.drop_downstream(True)
+        with lock:
+            acked = len(delivered)
+
+        def stored():
+            return sum(fetch_v4(b.port, topic, part).high_watermark for part in range(PARTITIONS)) - 1
+
+        wait_for(lambda: stored() > acked, 30, "the broker to store records it has not acknowledged")
+        stored_at_kill = stored()
+        # Keep the client out until the restarted broker's log has been looked at.
+        proxy.hold_new_connections(True)
+        b.kill()
+        proxy.cut_all("kill -9")
+        proxy.drop_downstream(False)
+        with lock:
+            at_kill = len(delivered)
+        b.start()
+        stored_after_restart = stored()
+        proxy.hold_new_connections(False)
+        wait_for(lambda: len(delivered) + len(failed) >= RECORDS, 120, "every record to be delivered or to fail")
+    finally:
+        stop.set()
+        t.join(30)
+    remaining = p.flush(30)
+    fatal = [e for e in errors if e.fatal()]
+    assert not fatal, f"fatal producer errors: {fatal}"
+    assert remaining == 0, f"{remaining} records neither delivered nor failed"
+    assert not failed, f"{len(failed)} deliveries failed, first {failed[:3]}"
+    assert len(delivered) == RECORDS
+    assert at_kill < stored_at_kill < RECORDS, "no unacknowledged record was stored before the kill"
+    # SIGKILL loses nothing that was written to the log files (the kernel has it), so the
+    # unacknowledged records are still there and their retries are duplicates.
+    assert stored_after_restart == stored_at_kill, \
+        f"{stored_at_kill} records were stored at the kill, {stored_after_restart} after the restart"
+    print(f"{at_kill} of {RECORDS} acknowledged at the kill, {stored_at_kill} stored, "
+          f"{stored_after_restart} after the restart; {proxy.stats()}")
+    assert_numbers_stored_once_in_order(b.port, topic)
 
 
 # ---------------------------------------------------------------- kafka-python
