@@ -15,6 +15,10 @@ The rules each test checks:
   ProducerStateManager keeps the last five batches per producer for this),
   and must refuse a batch whose sequence skips ahead of the last one it
   has (OUT_OF_ORDER_SEQUENCE_NUMBER) so that nothing is reordered.
+- The same across a broker crash: batches the broker stored (but whose
+  answers the proxy swallowed) before a kill -9 are sent again after the
+  restart, and the producer state recovered from the log must recognise
+  them.
 - kafka-python 3's default producer is idempotent: its batches carry a
   producer id, an epoch and sequences that start at 0 and run on without
   gaps, and each record is stored once; also through a proxy that cuts.
