@@ -148,7 +148,11 @@ impl ProducerIdManager {
                 _ = shutdown.wait_for(|s| *s) => return,
             }
             loop {
-                match allocate(&broker).await {
+                let allocated = tokio::select! {
+                    r = allocate(&broker) => r,
+                    _ = shutdown.wait_for(|s| *s) => return,
+                };
+                match allocated {
                     Ok((start, len)) => {
                         info!(start, len, "got a block of producer ids");
                         self.add_block(start, len);
