@@ -69,6 +69,9 @@ TEST_CONF = [
     "broker.version.fallback=0.10.0.0",
     "api.version.fallback.ms=0",
     "security.protocol=PLAINTEXT",
+    # Not in the suite's own harness: every run of a test uses new topic
+    # names, so --repeat on one broker starts each round from empty topics.
+    "test.topic.random=true",
 ]
 
 START_TIMEOUT_S = 60.0
@@ -189,26 +192,45 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 @dataclass
 class Selected:
-    """One allowlist entry: a test number and extra test-runner flags (e.g. -P)."""
+    """One allowlist entry: a test number, extra test-runner flags and a subtest filter.
+
+    Flags: `-P` runs the test with enable.idempotence=true (the suite's -P
+    mode); `full` runs it without -Q (for a test that quick mode skips whole).
+    `SUBTESTS=text` runs only the sub-tests whose name contains text (the
+    runner's SUBTESTS variable), for a test of which only some parts apply.
+    """
     num: str
     flags: list[str] = field(default_factory=list)
+    subtests: str | None = None
     comment: str = ""
 
     @property
     def label(self) -> str:
-        return " ".join([self.num, *self.flags])
+        return " ".join([self.num, *self.flags, *([f"SUBTESTS={self.subtests}"] if self.subtests else [])])
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9]+", "_", self.label)
+
+    def runner_args(self) -> list[str]:
+        args = [] if "full" in self.flags else ["-Q"]
+        return args + ["-L", "-E", "-p1"] + [f for f in self.flags if f != "full"]
+
+
+ENTRY = re.compile(r"(\d{4})((?:\s+(?:-P|full))*)(?:\s+SUBTESTS=(\S+))?")
 
 
 def read_allowlist(path: Path) -> list[Selected]:
     out = []
     for lineno, raw in enumerate(path.read_text().splitlines(), 1):
         line, _, comment = raw.partition("#")
-        words = line.split()
-        if not words:
+        line = line.strip()
+        if not line:
             continue
-        if not re.fullmatch(r"\d{4}", words[0]) or any(w not in ("-P",) for w in words[1:]):
-            raise SystemExit(f"{path}:{lineno}: expected `NNNN [-P]  # why`, got {raw!r}")
-        out.append(Selected(words[0], words[1:], comment.strip()))
+        m = ENTRY.fullmatch(line)
+        if not m:
+            raise SystemExit(f"{path}:{lineno}: expected `NNNN [-P] [full] [SUBTESTS=name]  # why`, got {raw!r}")
+        out.append(Selected(m.group(1), m.group(2).split(), m.group(3), comment.strip()))
     return out
 
 
@@ -216,14 +238,14 @@ def read_allowlist(path: Path) -> list[Selected]:
 class Result:
     sel: Selected
     round: int
-    outcome: str  # PASSED, FAILED, SKIPPED, TIMEOUT, CRASHED
+    outcome: str  # PASSED, FAILED, SKIPPED, VACUOUS, TIMEOUT, CRASHED
     seconds: float
     detail: str
     log_path: Path
 
 
 def run_one(sel: Selected, rnd: int, args, broker: Broker, conf_path: Path, rundir: Path) -> Result:
-    name = f"{sel.num}{''.join(sel.flags).replace('-', '_')}" + (f".r{rnd}" if args.repeat > 1 else "")
+    name = sel.slug + (f".r{rnd}" if args.repeat > 1 else "")
     workdir = rundir / "tests" / name
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "test.log"
@@ -240,9 +262,9 @@ def run_one(sel: Selected, rnd: int, args, broker: Broker, conf_path: Path, rund
         "LD_LIBRARY_PATH": f"{args.librdkafka / 'src'}:{args.librdkafka / 'src-cpp'}",
         "RDKAFKA_GITVER": "debian-source",
     })
-    if args.subtests:
-        env["SUBTESTS"] = args.subtests
-    cmd = [str(tests_dir / "test-runner"), "-Q", "-L", "-E", "-p1", *sel.flags, *args.runner_arg]
+    if sel.subtests:
+        env["SUBTESTS"] = sel.subtests
+    cmd = [str(tests_dir / "test-runner"), *sel.runner_args(), *args.runner_arg]
     start = time.monotonic()
     with open(log_path, "wb") as log:
         log.write(f"===== TESTS={sel.num} {' '.join(cmd)}\n".encode())
@@ -257,21 +279,31 @@ def run_one(sel: Selected, rnd: int, args, broker: Broker, conf_path: Path, rund
             return Result(sel, rnd, "TIMEOUT", time.monotonic() - start,
                           f"no exit after {TEST_WALL_TIMEOUT_S:.0f}s", log_path)
     seconds = time.monotonic() - start
-    states = {}
+    states: dict[str, str] = {}
+    durations: dict[str, float] = {}
     try:
         report = json.loads(report_path.read_text())
         for tname, t in report.get("tests", {}).items():
             if tname.startswith(sel.num + "_"):
                 states[tname] = t.get("state", "?")
+                durations[tname] = float(t.get("duration", 0))
     except (OSError, ValueError) as e:
         return Result(sel, rnd, "CRASHED", seconds, f"exit code {rc}, no report ({e})", log_path)
     failed = [n for n, s in states.items() if s not in ("PASSED", "SKIPPED")]
-    passed = [n for n, s in states.items() if s == "PASSED"]
+    # Under -Q a test whose sub-tests are all non-quick returns at once and
+    # is reported PASSED; a pass that took under half a millisecond (the
+    # report's resolution) talked to no broker, so it is not counted.
+    vacuous = [n for n, s in states.items() if s == "PASSED" and durations[n] < 0.0005]
+    passed = [n for n, s in states.items() if s == "PASSED" and n not in vacuous]
     if rc == 0 and passed and not failed:
         return Result(sel, rnd, "PASSED", seconds, ", ".join(passed), log_path)
+    if rc == 0 and not passed and not failed and vacuous:
+        return Result(sel, rnd, "VACUOUS", seconds,
+                      "passed in under 0.5ms, having run nothing (its sub-tests are skipped by -Q?): "
+                      + ", ".join(vacuous), log_path)
     if rc == 0 and not passed and not failed:
-        return Result(sel, rnd, "SKIPPED", seconds, ("every entry skipped: " + ", ".join(states)) if states else "no test matched",
-                      log_path)
+        return Result(sel, rnd, "SKIPPED", seconds,
+                      ("every entry skipped: " + ", ".join(states)) if states else "no test matched", log_path)
     why = failed_reason(log_path)
     return Result(sel, rnd, "FAILED", seconds,
                   f"exit code {rc}; " + ", ".join(f"{n}={states[n]}" for n in failed) + (f": {why}" if why else ""),
@@ -279,34 +311,65 @@ def run_one(sel: Selected, rnd: int, args, broker: Broker, conf_path: Path, rund
 
 
 def failed_reason(log_path: Path) -> str:
-    """The first `### Test ... failed` line's reason, if the runner printed one."""
-    text = log_path.read_text(errors="replace")
-    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
-    m = re.search(r"TEST FAILURE\s*\n###\s*\n(?:.*\n){0,2}?.*?: (.+)", text)
+    """The runner's first failure: where it failed and its message."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", log_path.read_text(errors="replace"))
+    m = re.search(r'### Test "([^"]+)" failed at (\S+) at [^#]*###\n(.*)', text)
     if m:
-        return m.group(1).strip()[:300]
+        return f"{m.group(1)} at {m.group(2)}: {m.group(3).strip()}"[:400]
     return ""
+
+
+UNKNOWN_DURATION_S = 30.0
+
+
+def load_timings(path: Path | None) -> dict[str, float]:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(path.read_text())
+        return {str(k): float(v) for k, v in data.items()}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def save_timings(path: Path | None, timings: dict[str, float], results: list[Result]) -> None:
+    if path is None:
+        return
+    for r in results:
+        if r.outcome == "PASSED":
+            timings[r.sel.label] = round(r.seconds, 1)
+    try:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
+        tmp.replace(path)
+    except OSError as e:
+        print(f"(could not save timings to {path}: {e})")
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--librdkafka", type=Path, required=True, help="built librdkafka source tree")
     p.add_argument("--riffle", type=Path, required=True, help="riffle binary")
-    p.add_argument("tests", nargs="*", help="test numbers to run instead of the allowlist (e.g. 0001 0090)")
+    p.add_argument("tests", nargs="*",
+                   help="test numbers to run instead of the allowlist (e.g. 0001 0090)")
     p.add_argument("-P", dest="idempotent", action="store_true",
                    help="with explicit test numbers: run them with enable.idempotence=true (the suite's -P)")
+    p.add_argument("--full", action="store_true", help="with explicit test numbers: run them without -Q")
     p.add_argument("--repeat", type=int, default=1, help="run the selection this many times (same broker)")
     p.add_argument("--jobs", type=int, default=int(os.environ.get("RIFFLE_CONFORMANCE_JOBS", "3")),
                    help="test-runner processes at once (default 3, or RIFFLE_CONFORMANCE_JOBS)")
-    p.add_argument("--subtests", help="SUBTESTS filter passed to the runner")
+    p.add_argument("--subtests", help="with explicit test numbers: the runner's SUBTESTS filter")
     p.add_argument("--runner-arg", action="append", default=[], help="extra test-runner argument")
     p.add_argument("--broker-override", action="append", default=[], help="extra riffle --override key=value")
     p.add_argument("--keep", action="store_true", help="keep the run directory even if everything passed")
+    p.add_argument("--timings", type=Path,
+                   help="JSON file of each entry's last duration: the slowest start first (read and updated)")
     args = p.parse_args()
     args.librdkafka = args.librdkafka.resolve()
 
     if args.tests:
-        selection = [Selected(t, ["-P"] if args.idempotent else []) for t in args.tests]
+        flags = (["-P"] if args.idempotent else []) + (["full"] if args.full else [])
+        selection = [Selected(t, list(flags), args.subtests) for t in args.tests]
     else:
         selection = read_allowlist(ALLOWLIST)
     if not selection:
@@ -327,7 +390,7 @@ def main() -> int:
     print(f"broker: {broker.bootstrap} (log {broker.log_path}), ready in {time.monotonic() - t0:.1f}s")
     conf_path = rundir / "test.conf"
     conf_path.write_text("\n".join([f"bootstrap.servers={broker.bootstrap}", *TEST_CONF]) + "\n")
-    print(f"TEST_KAFKA_VERSION={KAFKA_VERSION}, test-runner -Q -L -E, {args.jobs} at a time; test.conf:")
+    print(f"TEST_KAFKA_VERSION={KAFKA_VERSION}, test-runner -Q -L -E -p1, {args.jobs} at a time; test.conf:")
     print("  " + conf_path.read_text().strip().replace("\n", "\n  "))
 
     results: list[Result] = []
@@ -338,11 +401,14 @@ def main() -> int:
         with lock:
             extra = "" if r.outcome == "PASSED" else f"  {r.detail}"
             rtag = f" (round {rnd})" if args.repeat > 1 else ""
-            print(f"{r.outcome:8} {sel.label:10} {r.seconds:6.1f}s{rtag}{extra}", flush=True)
+            print(f"{r.outcome:8} {sel.label:12} {r.seconds:6.1f}s{rtag}{extra}", flush=True)
             results.append(r)
         return r
 
-    work = [(sel, rnd) for rnd in range(1, args.repeat + 1) for sel in selection]
+    # Longest first, so that the slow tests do not start last and run alone.
+    timings = load_timings(args.timings)
+    order = sorted(selection, key=lambda sel: -timings.get(sel.label, UNKNOWN_DURATION_S))
+    work = [(sel, rnd) for rnd in range(1, args.repeat + 1) for sel in order]
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         list(pool.map(lambda w: job(*w), work))
     elapsed = time.monotonic() - t0
@@ -354,11 +420,12 @@ def main() -> int:
     if not broker_problem and rc != 0:
         broker_problem = f"the broker exited with {rc} on SIGTERM"
 
+    save_timings(args.timings, timings, results)
     bad = [r for r in results if r.outcome != "PASSED"]
     print("\n== summary")
     print(f"{len(results)} test runs in {elapsed:.0f}s against {broker.bootstrap}; slowest:")
     for r in sorted(results, key=lambda r: -r.seconds)[:5]:
-        print(f"  {r.sel.label:10} {r.seconds:6.1f}s")
+        print(f"  {r.sel.label:12} {r.seconds:6.1f}s")
     for r in bad:
         print(f"\n---- {r.outcome} {r.sel.label} (round {r.round}): {r.detail}\n{tail(r.log_path)}")
     if broker_problem:
