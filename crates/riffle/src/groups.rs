@@ -38,42 +38,34 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use bytes::{Buf, Bytes};
 use chrono::{NaiveDateTime, TimeZone};
 use clap::{ArgGroup, Subcommand};
 use kafka_protocol::messages::{
-    describe_groups_response, list_offsets_request, metadata_request, offset_commit_request,
-    offset_fetch_request, ApiKey, ConsumerProtocolAssignment, DeleteGroupsRequest,
-    DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, FindCoordinatorRequest,
-    FindCoordinatorResponse, GroupId, ListGroupsRequest, ListGroupsResponse, ListOffsetsRequest,
-    ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetCommitRequest,
-    OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+    describe_groups_response, list_offsets_request, offset_commit_request, offset_fetch_request,
+    ApiKey, ConsumerProtocolAssignment, DeleteGroupsRequest, DeleteGroupsResponse,
+    DescribeGroupsRequest, DescribeGroupsResponse, GroupId, ListGroupsRequest, ListGroupsResponse,
+    ListOffsetsRequest, ListOffsetsResponse, OffsetCommitRequest, OffsetCommitResponse,
+    OffsetFetchRequest, OffsetFetchResponse, TopicName,
 };
 use kafka_protocol::protocol::{Decodable, Message, StrBytes};
 
+use crate::admin::{
+    self, code_error, is_coordinator_code, is_coordinator_error, server_error, str_bytes, Admin,
+    ClusterArgs, Coordinator, CoordinatorKey, LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER,
+    UNKNOWN_TOPIC_OR_PARTITION,
+};
 use crate::client::{kafka_error_name, Connection, ServerError};
 
 /// Kafka's placeholder for a value that is not known or does not apply.
 const MISSING: &str = "-";
-/// FindCoordinator's key type for consumer groups.
-const COORDINATOR_KEY_TYPE_GROUP: i8 = 0;
 /// ListOffsets' special timestamps.
 const LATEST_TIMESTAMP: i64 = -1;
 const EARLIEST_TIMESTAMP: i64 = -2;
-/// The first and the largest pause between retries.
-const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-// Kafka's error codes this tool acts on.
-const LEADER_NOT_AVAILABLE: i16 = 5;
-const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-const NOT_COORDINATOR: i16 = 16;
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+// Kafka's error codes this tool acts on, besides the ones [`admin`] names.
 const GROUP_ID_NOT_FOUND: i16 = 69;
 
 /// The group states a consumer group can be in, as Kafka spells them
@@ -91,13 +83,8 @@ const GROUP_STATES: [&str; 7] = [
 /// `riffle groups` and its options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Comma-separated host:port addresses of broker listeners; the first
-    /// that accepts a connection is asked where the rest of the cluster is.
-    #[arg(long, global = true, value_name = "HOST:PORT[,HOST:PORT]")]
-    bootstrap_server: Option<String>,
-    /// How long the whole command may take, retries included.
-    #[arg(long, global = true, value_name = "MS", default_value_t = 30_000)]
-    timeout_ms: u64,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     #[command(subcommand)]
     command: GroupsCommand,
 }
@@ -325,16 +312,7 @@ fn parse_datetime_arg(text: &str) -> Result<i64, String> {
 
 /// A `--state` value in Kafka's spelling, whatever its case.
 fn parse_group_state(text: &str) -> Result<String, String> {
-    GROUP_STATES
-        .iter()
-        .find(|s| s.eq_ignore_ascii_case(text.trim()))
-        .map(|s| s.to_string())
-        .ok_or_else(|| {
-            format!(
-                "invalid state '{text}'; valid states are: {}",
-                GROUP_STATES.join(", ")
-            )
-        })
+    admin::parse_state(text, &GROUP_STATES)
 }
 
 /// How `reset-offsets` chooses each partition's new offset.
@@ -782,29 +760,6 @@ pub fn format_members(group: &GroupInfo) -> String {
     )
 }
 
-/// A group's coordinator as FindCoordinator reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Coordinator {
-    pub node_id: i32,
-    pub host: String,
-    pub port: i32,
-}
-
-impl Coordinator {
-    fn address(&self) -> String {
-        address(&self.host, self.port)
-    }
-}
-
-/// `host:port`, with brackets around an IPv6 host.
-fn address(host: &str, port: i32) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 /// `describe --state`.
 pub fn format_state(group: &GroupInfo, coordinator: &Coordinator) -> String {
     let strategy = if group.protocol.is_empty() {
@@ -915,27 +870,6 @@ pub fn format_reset(group: &str, offsets: &BTreeMap<Tp, i64>) -> String {
     )
 }
 
-/// Whether `e` is an error that asking the coordinator again may cure.
-fn is_coordinator_error(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<ServerError>().is_some_and(|s| {
-        matches!(
-            s.code,
-            COORDINATOR_LOAD_IN_PROGRESS | COORDINATOR_NOT_AVAILABLE | NOT_COORDINATOR
-        )
-    })
-}
-
-fn server_error(code: i16, message: Option<&StrBytes>) -> anyhow::Result<()> {
-    match ServerError::from_code(code, message) {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
-}
-
-fn str_bytes(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
-
 /// The partitions of the topics a Metadata response describes, and their
 /// leaders (-1 when there is none).
 #[derive(Debug, Default)]
@@ -944,112 +878,15 @@ struct Topology {
     leaders: BTreeMap<Tp, i32>,
 }
 
-/// The cluster as seen from one command: connections to brokers, opened
-/// when first needed, and the deadline of the whole command.
-#[derive(Debug)]
-struct Admin {
-    bootstrap: String,
-    deadline: Instant,
-    request_timeout: Duration,
-    bootstrap_conn: Option<Connection>,
-    connections: BTreeMap<i32, Connection>,
-    /// Broker addresses by node id, from Metadata and FindCoordinator.
-    brokers: BTreeMap<i32, String>,
-}
-
+/// What `riffle groups` asks of the cluster.
 impl Admin {
-    fn new(bootstrap: &str, timeout: Duration) -> Admin {
-        Admin {
-            bootstrap: bootstrap.to_string(),
-            deadline: Instant::now() + timeout,
-            request_timeout: timeout,
-            bootstrap_conn: None,
-            connections: BTreeMap::new(),
-            brokers: BTreeMap::new(),
-        }
-    }
-
-    async fn bootstrap(&mut self) -> anyhow::Result<&mut Connection> {
-        if self.bootstrap_conn.is_none() {
-            let conn = Connection::connect(&self.bootstrap, self.request_timeout).await?;
-            self.bootstrap_conn = Some(conn);
-        }
-        self.bootstrap_conn
-            .as_mut()
-            .ok_or_else(|| anyhow!("no bootstrap connection"))
-    }
-
-    /// The connection to broker `node_id`, at the address Metadata or
-    /// FindCoordinator gave for it.
-    async fn broker(&mut self, node_id: i32) -> anyhow::Result<&mut Connection> {
-        if !self.connections.contains_key(&node_id) {
-            let Some(address) = self.brokers.get(&node_id) else {
-                bail!("no address known for broker {node_id}");
-            };
-            let conn = Connection::connect(address, self.request_timeout)
-                .await
-                .with_context(|| format!("broker {node_id}"))?;
-            self.connections.insert(node_id, conn);
-        }
-        self.connections
-            .get_mut(&node_id)
-            .ok_or_else(|| anyhow!("no connection to broker {node_id}"))
-    }
-
-    /// Waits before another attempt after `error`, or returns it when it is
-    /// not worth retrying or the deadline does not leave time for one.
-    async fn wait_before_retry(
-        &mut self,
-        attempt: &mut u32,
-        error: anyhow::Error,
-        retriable: bool,
-    ) -> anyhow::Result<()> {
-        let backoff = BACKOFF_INITIAL
-            .saturating_mul(2u32.saturating_pow(*attempt))
-            .min(BACKOFF_MAX);
-        *attempt += 1;
-        if !retriable || Instant::now() + backoff >= self.deadline {
-            if retriable {
-                return Err(error.context(format!("still failing after {attempt} attempts")));
-            }
-            return Err(error);
-        }
-        tokio::time::sleep(backoff).await;
-        Ok(())
-    }
-
-    /// Metadata for `topics` (none: only the brokers), which also tells
-    /// where each broker is.
-    async fn metadata(&mut self, topics: &[String]) -> anyhow::Result<MetadataResponse> {
-        let conn = self.bootstrap().await?;
-        let version = conn.version_for(ApiKey::Metadata, (1, MetadataRequest::VERSIONS.max))?;
-        let mut request = MetadataRequest::default().with_topics(Some(
-            topics
-                .iter()
-                .map(|t| {
-                    metadata_request::MetadataRequestTopic::default()
-                        .with_name(Some(TopicName(str_bytes(t))))
-                })
-                .collect(),
-        ));
-        if version >= 4 {
-            request = request.with_allow_auto_topic_creation(false);
-        }
-        let response: MetadataResponse = conn.send(ApiKey::Metadata, version, &request).await?;
-        server_error(response.error_code, None)?;
-        for b in &response.brokers {
-            self.brokers.insert(b.node_id.0, address(&b.host, b.port));
-        }
-        Ok(response)
-    }
-
     /// The partitions and leaders of `topics`; unknown topics are left out.
     async fn topology(&mut self, topics: &BTreeSet<String>) -> anyhow::Result<Topology> {
         let mut topology = Topology::default();
         if topics.is_empty() {
             return Ok(topology);
         }
-        let topics: Vec<String> = topics.iter().cloned().collect();
+        let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         let response = self.metadata(&topics).await?;
         for t in &response.topics {
             let Some(name) = &t.name else { continue };
@@ -1069,93 +906,15 @@ impl Admin {
         Ok(topology)
     }
 
-    /// The coordinator of `group`, asking again while it is not available.
-    async fn find_coordinator(&mut self, group: &str) -> anyhow::Result<Coordinator> {
-        let mut attempt = 0;
-        loop {
-            match self.find_coordinator_once(group).await {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    let retriable = is_coordinator_error(&e);
-                    self.wait_before_retry(&mut attempt, e, retriable).await?;
-                }
-            }
-        }
-    }
-
-    async fn find_coordinator_once(&mut self, group: &str) -> anyhow::Result<Coordinator> {
-        let conn = self.bootstrap().await?;
-        let version = conn.version_for(
-            ApiKey::FindCoordinator,
-            (0, FindCoordinatorRequest::VERSIONS.max),
-        )?;
-        // Version 4 (KIP-699) batches keys; before it, one key per request.
-        let request = if version >= 4 {
-            FindCoordinatorRequest::default().with_coordinator_keys(vec![str_bytes(group)])
-        } else {
-            FindCoordinatorRequest::default().with_key(str_bytes(group))
-        }
-        .with_key_type(COORDINATOR_KEY_TYPE_GROUP);
-        let response: FindCoordinatorResponse = conn
-            .send(ApiKey::FindCoordinator, version, &request)
-            .await?;
-        let coordinator = if version >= 4 {
-            let Some(c) = response
-                .coordinators
-                .iter()
-                .find(|c| c.key.as_str() == group)
-            else {
-                bail!("FindCoordinator did not answer for group '{group}'");
-            };
-            server_error(c.error_code, c.error_message.as_ref())?;
-            Coordinator {
-                node_id: c.node_id.0,
-                host: c.host.to_string(),
-                port: c.port,
-            }
-        } else {
-            server_error(response.error_code, response.error_message.as_ref())?;
-            Coordinator {
-                node_id: response.node_id.0,
-                host: response.host.to_string(),
-                port: response.port,
-            }
-        };
-        let address = coordinator.address();
-        if self.brokers.get(&coordinator.node_id) != Some(&address) {
-            self.connections.remove(&coordinator.node_id);
-            self.brokers.insert(coordinator.node_id, address);
-        }
-        Ok(coordinator)
-    }
-
     /// Runs `op` at the coordinator of `group`, finding the coordinator
     /// again and retrying while `op` fails with a coordinator error.
-    async fn at_coordinator<T>(
+    async fn at_group_coordinator<T>(
         &mut self,
         group: &str,
-        mut op: impl AsyncFnMut(&mut Connection, &Coordinator) -> anyhow::Result<T>,
+        op: impl AsyncFnMut(&mut Connection, &Coordinator) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        let mut attempt = 0;
-        loop {
-            let coordinator = self.find_coordinator(group).await?;
-            let result = match self.broker(coordinator.node_id).await {
-                Ok(conn) => op(conn, &coordinator).await,
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(v) => return Ok(v),
-                Err(e) => {
-                    let retriable = is_coordinator_error(&e);
-                    if !retriable {
-                        // The connection may be broken; a later request
-                        // opens a new one.
-                        self.connections.remove(&coordinator.node_id);
-                    }
-                    self.wait_before_retry(&mut attempt, e, retriable).await?;
-                }
-            }
-        }
+        self.at_coordinator(CoordinatorKey::Group(group), is_coordinator_error, op)
+            .await
     }
 
     /// DescribeGroups for `group`; `None` if it does not exist.
@@ -1165,7 +924,7 @@ impl Admin {
     ) -> anyhow::Result<Option<(GroupInfo, Coordinator)>> {
         let mut warnings = Vec::new();
         let described = self
-            .at_coordinator(group, async |conn, coordinator| {
+            .at_group_coordinator(group, async |conn, coordinator| {
                 let version = conn.version_for(
                     ApiKey::DescribeGroups,
                     (0, DescribeGroupsRequest::VERSIONS.max),
@@ -1196,7 +955,7 @@ impl Admin {
 
     /// The group's committed offsets (partitions without one are left out).
     async fn committed_offsets(&mut self, group: &str) -> anyhow::Result<BTreeMap<Tp, i64>> {
-        self.at_coordinator(group, async |conn, _| {
+        self.at_group_coordinator(group, async |conn, _| {
             let version =
                 conn.version_for(ApiKey::OffsetFetch, (2, OffsetFetchRequest::VERSIONS.max))?;
             // Version 8 (KIP-709) batches groups; before it, one group per
@@ -1292,7 +1051,7 @@ impl Admin {
                 match self.list_offsets_at(leader, &tps, timestamp).await {
                     Ok(r) => results.extend(r),
                     Err(e) => {
-                        self.connections.remove(&leader);
+                        self.disconnect(leader);
                         let e = ServerError {
                             code: -1,
                             message: Some(format!("{e:#}")),
@@ -1325,7 +1084,7 @@ impl Admin {
         tps: &[Tp],
         timestamp: i64,
     ) -> anyhow::Result<Vec<(Tp, Result<i64, ServerError>)>> {
-        let timeout_ms = i32::try_from(self.request_timeout.as_millis()).unwrap_or(i32::MAX);
+        let timeout_ms = i32::try_from(self.request_timeout().as_millis()).unwrap_or(i32::MAX);
         let conn = self.broker(leader).await?;
         let version =
             conn.version_for(ApiKey::ListOffsets, (1, ListOffsetsRequest::VERSIONS.max))?;
@@ -1415,35 +1174,12 @@ impl Admin {
     }
 }
 
-fn code_error(code: i16) -> ServerError {
-    ServerError {
-        code,
-        message: None,
-    }
-}
-
 /// Runs `riffle groups`; the exit code is 1 for an operational failure
 /// (printed here or returned) and 2 for a usage error.
 pub fn run(args: Args, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let Some(bootstrap) = args.bootstrap_server.filter(|b| !b.trim().is_empty()) else {
-        eprintln!("riffle: --bootstrap-server HOST:PORT is required (a broker listener, 127.0.0.1:9092 in the embedded default)");
-        return Ok(ExitCode::from(2));
-    };
-    let timeout = Duration::from_millis(args.timeout_ms.max(1));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    runtime.block_on(async {
-        let mut admin = Admin::new(&bootstrap, timeout);
-        let work = execute(&mut admin, args.command, out);
-        match tokio::time::timeout(timeout, work).await {
-            Ok(result) => result,
-            Err(_) => Err(anyhow!(
-                "no result within --timeout-ms {}",
-                timeout.as_millis()
-            )),
-        }
+    let command = args.command;
+    admin::run(&args.cluster, async move |admin| {
+        execute(admin, command, out).await
     })
 }
 
@@ -1505,35 +1241,18 @@ async fn list(
     states: &[String],
     out: &mut impl Write,
 ) -> anyhow::Result<ExitCode> {
-    let metadata = admin.metadata(&[]).await?;
-    let brokers: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id.0).collect();
-    let mut groups = BTreeMap::new();
-    let mut failed = false;
-    for broker in brokers {
-        let mut attempt = 0;
-        let listed = loop {
-            match list_groups_at(admin, broker, states).await {
-                Ok(l) => break Ok(l),
-                Err(e) => {
-                    let retriable = is_coordinator_error(&e);
-                    if let Err(e) = admin.wait_before_retry(&mut attempt, e, retriable).await {
-                        break Err(e);
-                    }
-                }
-            }
-        };
-        match listed {
-            Ok(listed) => {
-                for g in listed {
-                    groups.insert(g.group_id.clone(), g);
-                }
-            }
-            Err(e) => {
-                failed = true;
-                eprintln!("riffle: cannot list the groups of broker {broker}: {e:#}");
-            }
-        }
-    }
+    let (listed, failed) = admin
+        .at_every_broker(
+            "list the groups",
+            is_coordinator_error,
+            async |conn, broker| list_groups_at(conn, broker, states).await,
+        )
+        .await?;
+    let groups: BTreeMap<String, ListedGroup> = listed
+        .into_iter()
+        .flatten()
+        .map(|g| (g.group_id.clone(), g))
+        .collect();
     out.write_all(format_list(&groups).as_bytes())?;
     Ok(if failed {
         ExitCode::FAILURE
@@ -1543,11 +1262,10 @@ async fn list(
 }
 
 async fn list_groups_at(
-    admin: &mut Admin,
+    conn: &mut Connection,
     broker: i32,
     states: &[String],
 ) -> anyhow::Result<Vec<ListedGroup>> {
-    let conn = admin.broker(broker).await?;
     let version = conn.version_for(ApiKey::ListGroups, (0, ListGroupsRequest::VERSIONS.max))?;
     let mut request = ListGroupsRequest::default();
     if !states.is_empty() {
@@ -1708,7 +1426,7 @@ async fn commit_offsets(
                 .collect(),
         );
     admin
-        .at_coordinator(group, async |conn, _| {
+        .at_group_coordinator(group, async |conn, _| {
             let version =
                 conn.version_for(ApiKey::OffsetCommit, (2, OffsetCommitRequest::VERSIONS.max))?;
             let response: OffsetCommitResponse =
@@ -1719,12 +1437,7 @@ async fn commit_offsets(
                     if let Some(e) = ServerError::from_code(p.error_code, None) {
                         // A coordinator error applies to the whole commit:
                         // retry it at the coordinator found anew.
-                        if matches!(
-                            e.code,
-                            COORDINATOR_LOAD_IN_PROGRESS
-                                | COORDINATOR_NOT_AVAILABLE
-                                | NOT_COORDINATOR
-                        ) {
+                        if is_coordinator_code(e.code) {
                             return Err(e.into());
                         }
                         failures.push((Tp::new(t.name.0.as_str(), p.partition_index), e));
@@ -1748,7 +1461,7 @@ async fn delete(
     let mut failed = false;
     for group in groups {
         let result = admin
-            .at_coordinator(group, async |conn, _| {
+            .at_group_coordinator(group, async |conn, _| {
                 let version =
                     conn.version_for(ApiKey::DeleteGroups, (0, DeleteGroupsRequest::VERSIONS.max))?;
                 let request = DeleteGroupsRequest::default()
@@ -1793,6 +1506,7 @@ async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admin::COORDINATOR_LOAD_IN_PROGRESS;
     use kafka_protocol::messages::consumer_protocol_assignment::TopicPartition;
     use kafka_protocol::messages::describe_groups_response::{
         DescribedGroup, DescribedGroupMember,
@@ -2262,17 +1976,6 @@ payments        orders          1          0
         );
     }
 
-    #[test]
-    fn coordinator_errors_are_the_retriable_ones() {
-        for code in [14, 15, 16] {
-            assert!(is_coordinator_error(&anyhow::Error::new(code_error(code))));
-        }
-        let wrapped = anyhow::Error::new(code_error(16)).context("describing");
-        assert!(is_coordinator_error(&wrapped));
-        assert!(!is_coordinator_error(&anyhow::Error::new(code_error(68))));
-        assert!(!is_coordinator_error(&anyhow!("connection refused")));
-    }
-
     /// `riffle groups` as clap sees it.
     #[derive(Debug, clap::Parser)]
     struct Cli {
@@ -2292,7 +1995,7 @@ payments        orders          1          0
         Cli::command().debug_assert();
         let args = parse("--bootstrap-server b:1 reset-offsets --group g --topic t:0,1 --topic u --shift-by -2 --execute")
             .expect("valid");
-        assert_eq!(args.bootstrap_server.as_deref(), Some("b:1"));
+        assert_eq!(args.cluster.bootstrap_server.as_deref(), Some("b:1"));
         let GroupsCommand::ResetOffsets {
             topic,
             shift_by,
@@ -2308,7 +2011,7 @@ payments        orders          1          0
         // The global options may also follow the subcommand.
         let args = parse("list --state stable,Empty --bootstrap-server b:1 --timeout-ms 5")
             .expect("valid");
-        assert_eq!(args.timeout_ms, 5);
+        assert_eq!(args.cluster.timeout_ms, 5);
         let GroupsCommand::List { states } = args.command else {
             panic!("list");
         };
@@ -2334,11 +2037,5 @@ payments        orders          1          0
             let err = parse(bad).expect_err(bad);
             assert_eq!(err.exit_code(), 2, "{bad}: usage errors exit with 2");
         }
-    }
-
-    #[test]
-    fn addresses_bracket_ipv6_hosts() {
-        assert_eq!(address("::1", 9092), "[::1]:9092");
-        assert_eq!(address("b1", 9092), "b1:9092");
     }
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Parser, Subcommand};
 
+mod admin;
 mod client;
 mod dump_log;
 mod groups;

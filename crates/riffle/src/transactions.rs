@@ -27,42 +27,30 @@
 //! id; `abort` and `find-hanging` are not supported.
 //!
 //! Everything that turns responses into rows or text is a pure function,
-//! tested below with hand-built values; [`Cluster`] does the I/O.
+//! tested below with hand-built values; [`Admin`] does the I/O.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use clap::Subcommand;
 use kafka_protocol::messages::{
     describe_producers_request, describe_producers_response, describe_transactions_response,
-    list_transactions_response, metadata_request, ApiKey, DescribeProducersRequest,
-    DescribeProducersResponse, DescribeTransactionsRequest, DescribeTransactionsResponse,
-    FindCoordinatorRequest, FindCoordinatorResponse, ListTransactionsRequest,
-    ListTransactionsResponse, MetadataRequest, MetadataResponse, ProducerId, TopicName,
-    TransactionalId,
+    list_transactions_response, ApiKey, DescribeProducersRequest, DescribeProducersResponse,
+    DescribeTransactionsRequest, DescribeTransactionsResponse, ListTransactionsRequest,
+    ListTransactionsResponse, ProducerId, TopicName, TransactionalId,
 };
-use kafka_protocol::protocol::{Message, StrBytes};
+use kafka_protocol::protocol::Message;
 
+use crate::admin::{
+    self, code_error, is_coordinator_error, is_leader_error, server_error, str_bytes, Admin,
+    ClusterArgs, CoordinatorKey, LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION,
+};
 use crate::client::{Connection, ServerError};
 
 /// What Kafka's tool prints for a start time or offset that does not exist.
 const NONE: &str = "None";
-/// FindCoordinator's key type for transactional ids.
-const COORDINATOR_KEY_TYPE_TRANSACTION: i8 = 1;
-/// The first and the largest pause between retries.
-const BACKOFF_INITIAL: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
-
-// Kafka's error codes this tool acts on.
-const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-const LEADER_NOT_AVAILABLE: i16 = 5;
-const NOT_LEADER_OR_FOLLOWER: i16 = 6;
-const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
-const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-const NOT_COORDINATOR: i16 = 16;
 
 /// The transaction states as Kafka spells them (`TransactionState`'s
 /// names, which are also the wire values).
@@ -79,13 +67,8 @@ const TRANSACTION_STATES: [&str; 7] = [
 /// `riffle transactions` and its options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Comma-separated host:port addresses of broker listeners; the first
-    /// that accepts a connection is asked where the rest of the cluster is.
-    #[arg(long, global = true, value_name = "HOST:PORT[,HOST:PORT]")]
-    bootstrap_server: Option<String>,
-    /// How long the whole command may take, retries included.
-    #[arg(long, global = true, value_name = "MS", default_value_t = 30_000)]
-    timeout_ms: u64,
+    #[command(flatten)]
+    cluster: ClusterArgs,
     #[command(subcommand)]
     command: TransactionsCommand,
 }
@@ -126,16 +109,7 @@ enum TransactionsCommand {
 
 /// A `--state` value in Kafka's spelling, whatever its case.
 fn parse_state(text: &str) -> Result<String, String> {
-    TRANSACTION_STATES
-        .iter()
-        .find(|s| s.eq_ignore_ascii_case(text.trim()))
-        .map(|s| s.to_string())
-        .ok_or_else(|| {
-            format!(
-                "invalid state '{text}'; valid states are: {}",
-                TRANSACTION_STATES.join(", ")
-            )
-        })
+    admin::parse_state(text, &TRANSACTION_STATES)
 }
 
 /// A state from the wire as Kafka's tool prints it: `Unknown` for a value
@@ -362,197 +336,16 @@ pub fn partition_producers(
 /// Whether `e` is an error that asking again (the coordinator or the
 /// leader, found anew) may cure.
 fn is_retriable(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<ServerError>().is_some_and(|s| {
-        matches!(
-            s.code,
-            COORDINATOR_LOAD_IN_PROGRESS
-                | COORDINATOR_NOT_AVAILABLE
-                | NOT_COORDINATOR
-                | NOT_LEADER_OR_FOLLOWER
-                | LEADER_NOT_AVAILABLE
-        )
-    })
+    is_coordinator_error(e) || is_leader_error(e)
 }
 
-fn server_error(code: i16, message: Option<&StrBytes>) -> anyhow::Result<()> {
-    match ServerError::from_code(code, message) {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
-}
-
-fn str_bytes(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
-
-/// `host:port`, with brackets around an IPv6 host.
-fn address(host: &str, port: i32) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-/// The cluster as seen from one command: connections to brokers, opened
-/// when first needed, and the deadline of the whole command.
-#[derive(Debug)]
-struct Cluster {
-    bootstrap: String,
-    deadline: Instant,
-    request_timeout: Duration,
-    bootstrap_conn: Option<Connection>,
-    connections: BTreeMap<i32, Connection>,
-    /// Broker addresses by node id, from Metadata and FindCoordinator.
-    brokers: BTreeMap<i32, String>,
-}
-
-impl Cluster {
-    fn new(bootstrap: &str, timeout: Duration) -> Cluster {
-        Cluster {
-            bootstrap: bootstrap.to_string(),
-            deadline: Instant::now() + timeout,
-            request_timeout: timeout,
-            bootstrap_conn: None,
-            connections: BTreeMap::new(),
-            brokers: BTreeMap::new(),
-        }
-    }
-
-    async fn bootstrap(&mut self) -> anyhow::Result<&mut Connection> {
-        if self.bootstrap_conn.is_none() {
-            let conn = Connection::connect(&self.bootstrap, self.request_timeout).await?;
-            self.bootstrap_conn = Some(conn);
-        }
-        self.bootstrap_conn
-            .as_mut()
-            .ok_or_else(|| anyhow!("no bootstrap connection"))
-    }
-
-    /// The connection to broker `node_id`, at the address Metadata or
-    /// FindCoordinator gave for it.
-    async fn broker(&mut self, node_id: i32) -> anyhow::Result<&mut Connection> {
-        if !self.connections.contains_key(&node_id) {
-            let Some(address) = self.brokers.get(&node_id) else {
-                bail!("no address known for broker {node_id}");
-            };
-            let conn = Connection::connect(address, self.request_timeout)
-                .await
-                .with_context(|| format!("broker {node_id}"))?;
-            self.connections.insert(node_id, conn);
-        }
-        self.connections
-            .get_mut(&node_id)
-            .ok_or_else(|| anyhow!("no connection to broker {node_id}"))
-    }
-
-    /// Waits before another attempt after `error`, or returns it when it is
-    /// not worth retrying or the deadline does not leave time for one.
-    async fn wait_before_retry(
-        &mut self,
-        attempt: &mut u32,
-        error: anyhow::Error,
-    ) -> anyhow::Result<()> {
-        let retriable = is_retriable(&error);
-        let backoff = BACKOFF_INITIAL
-            .saturating_mul(2u32.saturating_pow(*attempt))
-            .min(BACKOFF_MAX);
-        *attempt += 1;
-        if !retriable || Instant::now() + backoff >= self.deadline {
-            if retriable {
-                return Err(error.context(format!("still failing after {attempt} attempts")));
-            }
-            return Err(error);
-        }
-        tokio::time::sleep(backoff).await;
-        Ok(())
-    }
-
-    /// Metadata for `topics` (none: only the brokers), which also tells
-    /// where each broker is.
-    async fn metadata(&mut self, topics: &[&str]) -> anyhow::Result<MetadataResponse> {
-        let conn = self.bootstrap().await?;
-        let version = conn.version_for(ApiKey::Metadata, (1, MetadataRequest::VERSIONS.max))?;
-        let mut request = MetadataRequest::default().with_topics(Some(
-            topics
-                .iter()
-                .map(|t| {
-                    metadata_request::MetadataRequestTopic::default()
-                        .with_name(Some(TopicName(str_bytes(t))))
-                })
-                .collect(),
-        ));
-        if version >= 4 {
-            request = request.with_allow_auto_topic_creation(false);
-        }
-        let response: MetadataResponse = conn.send(ApiKey::Metadata, version, &request).await?;
-        server_error(response.error_code, None)?;
-        for b in &response.brokers {
-            self.brokers.insert(b.node_id.0, address(&b.host, b.port));
-        }
-        Ok(response)
-    }
-
-    /// The node id of the coordinator of `transactional_id`.
-    async fn find_coordinator(&mut self, transactional_id: &str) -> anyhow::Result<i32> {
-        let conn = self.bootstrap().await?;
-        // Version 1 introduced the key type; version 4 (KIP-699) batches keys.
-        let version = conn.version_for(
-            ApiKey::FindCoordinator,
-            (1, FindCoordinatorRequest::VERSIONS.max),
-        )?;
-        let request = if version >= 4 {
-            FindCoordinatorRequest::default()
-                .with_coordinator_keys(vec![str_bytes(transactional_id)])
-        } else {
-            FindCoordinatorRequest::default().with_key(str_bytes(transactional_id))
-        }
-        .with_key_type(COORDINATOR_KEY_TYPE_TRANSACTION);
-        let response: FindCoordinatorResponse = conn
-            .send(ApiKey::FindCoordinator, version, &request)
-            .await?;
-        let (node_id, host, port) = if version >= 4 {
-            let Some(c) = response
-                .coordinators
-                .iter()
-                .find(|c| c.key.as_str() == transactional_id)
-            else {
-                bail!("FindCoordinator did not answer for transactional id '{transactional_id}'");
-            };
-            server_error(c.error_code, c.error_message.as_ref())?;
-            (c.node_id.0, c.host.to_string(), c.port)
-        } else {
-            server_error(response.error_code, response.error_message.as_ref())?;
-            (response.node_id.0, response.host.to_string(), response.port)
-        };
-        let address = address(&host, port);
-        if self.brokers.get(&node_id) != Some(&address) {
-            self.connections.remove(&node_id);
-            self.brokers.insert(node_id, address);
-        }
-        Ok(node_id)
-    }
-
+/// What `riffle transactions` asks of the cluster.
+impl Admin {
     /// DescribeTransactions for one transactional id at its coordinator,
     /// finding the coordinator again while it moves or loads.
     async fn describe(&mut self, transactional_id: &str) -> anyhow::Result<TransactionDescription> {
-        let mut attempt = 0;
-        loop {
-            let result = self.describe_once(transactional_id).await;
-            match result {
-                Ok(d) => return Ok(d),
-                Err(e) => self.wait_before_retry(&mut attempt, e).await?,
-            }
-        }
-    }
-
-    async fn describe_once(
-        &mut self,
-        transactional_id: &str,
-    ) -> anyhow::Result<TransactionDescription> {
-        let coordinator = self.find_coordinator(transactional_id).await?;
-        let result = async {
-            let conn = self.broker(coordinator).await?;
+        let key = CoordinatorKey::Transaction(transactional_id);
+        self.at_coordinator(key, is_retriable, async |conn, coordinator| {
             let version = conn.version_for(
                 ApiKey::DescribeTransactions,
                 (0, DescribeTransactionsRequest::VERSIONS.max),
@@ -567,42 +360,11 @@ impl Cluster {
                 .iter()
                 .find(|t| t.transactional_id.0.as_str() == transactional_id)
             else {
-                bail!(
-                    "DescribeTransactions did not answer for transactional id '{transactional_id}'"
-                );
+                bail!("DescribeTransactions did not answer for {key}");
             };
-            Ok(transaction_description(coordinator, t)?)
-        }
-        .await;
-        if result.as_ref().is_err_and(|e| !is_retriable(e)) {
-            // The connection may be broken; a later request opens a new one.
-            self.connections.remove(&coordinator);
-        }
-        result
-    }
-
-    /// ListTransactions at one broker.
-    async fn list_at(
-        &mut self,
-        broker: i32,
-        request: &ListTransactionsRequest,
-    ) -> anyhow::Result<Vec<ListedTransaction>> {
-        let conn = self.broker(broker).await?;
-        let version = conn.version_for(
-            ApiKey::ListTransactions,
-            (0, ListTransactionsRequest::VERSIONS.max),
-        )?;
-        if request.duration_filter >= 0 && version < 1 {
-            bail!("UNSUPPORTED_VERSION: broker {broker} serves ListTransactions up to version {version}, which cannot filter by duration (version 1)");
-        }
-        let response: ListTransactionsResponse = conn
-            .send(ApiKey::ListTransactions, version, request)
-            .await?;
-        server_error(response.error_code, None)?;
-        for unknown in &response.unknown_state_filters {
-            eprintln!("Warning: broker {broker} does not know the state '{unknown}'");
-        }
-        Ok(listed_transactions(broker, &response.transaction_states))
+            Ok(transaction_description(coordinator.node_id, t)?)
+        })
+        .await
     }
 
     /// DescribeProducers for one partition at its leader or at `broker_id`.
@@ -619,7 +381,10 @@ impl Cluster {
                 .await;
             match result {
                 Ok(p) => return Ok(p),
-                Err(e) => self.wait_before_retry(&mut attempt, e).await?,
+                Err(e) => {
+                    let retriable = is_retriable(&e);
+                    self.wait_before_retry(&mut attempt, e, retriable).await?;
+                }
             }
         }
     }
@@ -650,21 +415,17 @@ impl Cluster {
         };
         let target = match broker_id {
             Some(id) => {
-                if !self.brokers.contains_key(&id) {
+                if !self.knows_broker(id) {
                     bail!("broker {id} is not in the cluster's metadata");
                 }
                 id
             }
             None if p.leader_id.0 < 0 => {
-                return Err(anyhow::Error::new(ServerError {
-                    code: LEADER_NOT_AVAILABLE,
-                    message: None,
-                }))
+                return Err(anyhow::Error::new(code_error(LEADER_NOT_AVAILABLE)))
             }
             None => p.leader_id.0,
         };
-        let result = async {
-            let conn = self.broker(target).await?;
+        self.at_broker(target, is_retriable, async |conn| {
             let version = conn.version_for(
                 ApiKey::DescribeProducers,
                 (0, DescribeProducersRequest::VERSIONS.max),
@@ -678,13 +439,32 @@ impl Cluster {
                 .send(ApiKey::DescribeProducers, version, &request)
                 .await?;
             Ok(partition_producers(&response, topic, partition)??)
-        }
-        .await;
-        if result.as_ref().is_err_and(|e| !is_retriable(e)) {
-            self.connections.remove(&target);
-        }
-        result
+        })
+        .await
     }
+}
+
+/// ListTransactions at one broker.
+async fn list_at(
+    conn: &mut Connection,
+    broker: i32,
+    request: &ListTransactionsRequest,
+) -> anyhow::Result<Vec<ListedTransaction>> {
+    let version = conn.version_for(
+        ApiKey::ListTransactions,
+        (0, ListTransactionsRequest::VERSIONS.max),
+    )?;
+    if request.duration_filter >= 0 && version < 1 {
+        bail!("UNSUPPORTED_VERSION: broker {broker} serves ListTransactions up to version {version}, which cannot filter by duration (version 1)");
+    }
+    let response: ListTransactionsResponse = conn
+        .send(ApiKey::ListTransactions, version, request)
+        .await?;
+    server_error(response.error_code, None)?;
+    for unknown in &response.unknown_state_filters {
+        eprintln!("Warning: broker {broker} does not know the state '{unknown}'");
+    }
+    Ok(listed_transactions(broker, &response.transaction_states))
 }
 
 /// Milliseconds since the epoch, for a transaction's duration.
@@ -698,30 +478,14 @@ fn now_ms() -> i64 {
 /// Runs `riffle transactions`; the exit code is 1 for an operational
 /// failure (printed here or returned) and 2 for a usage error.
 pub fn run(args: Args, out: &mut impl Write) -> anyhow::Result<ExitCode> {
-    let Some(bootstrap) = args.bootstrap_server.filter(|b| !b.trim().is_empty()) else {
-        eprintln!("riffle: --bootstrap-server HOST:PORT is required (a broker listener, 127.0.0.1:9092 in the embedded default)");
-        return Ok(ExitCode::from(2));
-    };
-    let timeout = Duration::from_millis(args.timeout_ms.max(1));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    runtime.block_on(async {
-        let mut cluster = Cluster::new(&bootstrap, timeout);
-        let work = execute(&mut cluster, args.command, out);
-        match tokio::time::timeout(timeout, work).await {
-            Ok(result) => result,
-            Err(_) => Err(anyhow!(
-                "no result within --timeout-ms {}",
-                timeout.as_millis()
-            )),
-        }
+    let command = args.command;
+    admin::run(&args.cluster, async move |admin| {
+        execute(admin, command, out).await
     })
 }
 
 async fn execute(
-    cluster: &mut Cluster,
+    admin: &mut Admin,
     command: TransactionsCommand,
     out: &mut impl Write,
 ) -> anyhow::Result<ExitCode> {
@@ -735,10 +499,22 @@ async fn execute(
                 .with_state_filters(states.iter().map(|s| str_bytes(s)).collect())
                 .with_producer_id_filters(producer_ids.into_iter().map(ProducerId).collect())
                 .with_duration_filter(duration_filter.unwrap_or(-1));
-            list(cluster, &request, out).await
+            let (listed, failed) = admin
+                .at_every_broker(
+                    "list the transactions",
+                    is_retriable,
+                    async |conn, broker| list_at(conn, broker, &request).await,
+                )
+                .await?;
+            out.write_all(format_list(&listed.concat()).as_bytes())?;
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         TransactionsCommand::Describe { transactional_id } => {
-            let d = cluster.describe(&transactional_id).await.with_context(|| {
+            let d = admin.describe(&transactional_id).await.with_context(|| {
                 format!(
                     "Failed to describe transaction state of transactional-id `{transactional_id}`"
                 )
@@ -751,7 +527,7 @@ async fn execute(
             partition,
             broker_id,
         } => {
-            let producers = cluster
+            let producers = admin
                 .describe_producers(&topic, partition, broker_id)
                 .await
                 .with_context(|| {
@@ -767,49 +543,10 @@ async fn execute(
     }
 }
 
-async fn list(
-    cluster: &mut Cluster,
-    request: &ListTransactionsRequest,
-    out: &mut impl Write,
-) -> anyhow::Result<ExitCode> {
-    let metadata = cluster.metadata(&[]).await?;
-    let brokers: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id.0).collect();
-    let mut listed = Vec::new();
-    let mut failed = false;
-    for broker in brokers {
-        let mut attempt = 0;
-        let result = loop {
-            match cluster.list_at(broker, request).await {
-                Ok(l) => break Ok(l),
-                Err(e) => {
-                    if !is_retriable(&e) {
-                        cluster.connections.remove(&broker);
-                    }
-                    if let Err(e) = cluster.wait_before_retry(&mut attempt, e).await {
-                        break Err(e);
-                    }
-                }
-            }
-        };
-        match result {
-            Ok(l) => listed.extend(l),
-            Err(e) => {
-                failed = true;
-                eprintln!("riffle: cannot list the transactions of broker {broker}: {e:#}");
-            }
-        }
-    }
-    out.write_all(format_list(&listed).as_bytes())?;
-    Ok(if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admin::NOT_LEADER_OR_FOLLOWER;
     use kafka_protocol::messages::describe_transactions_response::TopicData;
 
     fn listed(id: &str, pid: i64, state: &str) -> list_transactions_response::TransactionState {
