@@ -301,6 +301,25 @@ impl Admin {
         Ok(())
     }
 
+    /// Runs `op` until it succeeds, fails with an error that is not
+    /// `retriable`, or the deadline leaves no time for another attempt.
+    pub async fn retrying<T>(
+        &mut self,
+        retriable: Retriable,
+        mut op: impl AsyncFnMut(&mut Admin) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let mut attempt = 0;
+        loop {
+            match op(self).await {
+                Ok(v) => return Ok(v),
+                Err(e) => {
+                    let retriable = retriable(&e);
+                    self.wait_before_retry(&mut attempt, e, retriable).await?;
+                }
+            }
+        }
+    }
+
     /// Metadata for `topics` (none: only the brokers), which also tells
     /// where each broker is.
     pub async fn metadata(&mut self, topics: &[&str]) -> anyhow::Result<MetadataResponse> {
@@ -333,16 +352,10 @@ impl Admin {
         key: CoordinatorKey<'_>,
         retriable: Retriable,
     ) -> anyhow::Result<Coordinator> {
-        let mut attempt = 0;
-        loop {
-            match self.find_coordinator_once(key).await {
-                Ok(c) => return Ok(c),
-                Err(e) => {
-                    let retriable = retriable(&e);
-                    self.wait_before_retry(&mut attempt, e, retriable).await?;
-                }
-            }
-        }
+        self.retrying(retriable, async |admin| {
+            admin.find_coordinator_once(key).await
+        })
+        .await
     }
 
     async fn find_coordinator_once(
@@ -454,21 +467,13 @@ impl Admin {
         let mut results = Vec::new();
         let mut failed = false;
         for broker in brokers {
-            let mut attempt = 0;
-            let result = loop {
-                match self
-                    .at_broker(broker, retriable, async |conn| op(conn, broker).await)
-                    .await
-                {
-                    Ok(v) => break Ok(v),
-                    Err(e) => {
-                        let retriable = retriable(&e);
-                        if let Err(e) = self.wait_before_retry(&mut attempt, e, retriable).await {
-                            break Err(e);
-                        }
-                    }
-                }
-            };
+            let result = self
+                .retrying(retriable, async |admin| {
+                    admin
+                        .at_broker(broker, retriable, async |conn| op(conn, broker).await)
+                        .await
+                })
+                .await;
             match result {
                 Ok(v) => results.push(v),
                 Err(e) => {

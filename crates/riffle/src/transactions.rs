@@ -374,19 +374,12 @@ impl Admin {
         partition: i32,
         broker_id: Option<i32>,
     ) -> anyhow::Result<Vec<describe_producers_response::ProducerState>> {
-        let mut attempt = 0;
-        loop {
-            let result = self
+        self.retrying(is_retriable, async |admin| {
+            admin
                 .describe_producers_once(topic, partition, broker_id)
-                .await;
-            match result {
-                Ok(p) => return Ok(p),
-                Err(e) => {
-                    let retriable = is_retriable(&e);
-                    self.wait_before_retry(&mut attempt, e, retriable).await?;
-                }
-            }
-        }
+                .await
+        })
+        .await
     }
 
     async fn describe_producers_once(
