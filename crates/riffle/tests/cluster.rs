@@ -7,58 +7,33 @@
 //! several nodes gets its markers on every one of them.
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+use kafka_protocol::records::{Record, RecordBatchDecoder};
+
+use common::{
+    add_partitions_request, call_within, create_topics_request, end_txn_request, free_port,
+    init_producer_id_request, produce_request, record_batch, sb,
 };
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A blocking request/response exchange on a new connection.
+/// A blocking request/response exchange on a new connection, waiting for
+/// the response at most 10 s.
 fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(
     addr: SocketAddr,
     key: ApiKey,
     version: i16,
     req: &Req,
 ) -> std::io::Result<Resp> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut body = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(1)
-        .with_client_id(Some(StrBytes::from_static_str("cluster-test")))
-        .encode(&mut body, key.request_header_version(version))
-        .unwrap();
-    req.encode(&mut body, version).unwrap();
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    s.write_all(&frame)?;
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len)?;
-    let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf)?;
-    let mut buf = Bytes::from(buf);
-    ResponseHeader::decode(&mut buf, key.response_header_version(version))
-        .map_err(std::io::Error::other)?;
-    Resp::decode(&mut buf, version).map_err(std::io::Error::other)
+    call_within(Duration::from_secs(10), addr, key, version, req)
 }
 
 struct NodeSpec {
@@ -233,12 +208,7 @@ impl Cluster {
     /// [`Cluster::create_topic`] with `partitions` partitions (one replica
     /// each).
     fn create_topic_with(&self, name: &str, partitions: i32) -> bool {
-        let req = CreateTopicsRequest::default()
-            .with_timeout_ms(10_000)
-            .with_topics(vec![CreatableTopic::default()
-                .with_name(TopicName(StrBytes::from_string(name.to_string())))
-                .with_num_partitions(partitions)
-                .with_replication_factor(1)]);
+        let req = create_topics_request(name, partitions);
         for (i, child) in self.children.iter().enumerate() {
             if child.is_none() {
                 continue;
@@ -504,13 +474,7 @@ fn find_coordinator(cluster: &Cluster, i: usize, group: &str) -> Option<i32> {
 /// The coordinator of `key` (key type 0: a group, 1: a transactional id)
 /// as node `i` answers FindCoordinator (v4), once it names one.
 fn find_coordinator_of(cluster: &Cluster, i: usize, key_type: i8, key: &str) -> Option<i32> {
-    let req = FindCoordinatorRequest::default()
-        .with_key_type(key_type)
-        .with_coordinator_keys(vec![StrBytes::from_string(key.to_string())]);
-    let resp: FindCoordinatorResponse =
-        call(cluster.broker_addr(i), ApiKey::FindCoordinator, 4, &req).ok()?;
-    let c = resp.coordinators.first()?;
-    (c.error_code == 0).then_some(c.node_id.0)
+    common::find_coordinator(cluster.broker_addr(i), key_type, key).map(|(id, _)| id)
 }
 
 /// A simple commit (generation -1, no member) of `offset` for `topic`-0.
@@ -641,10 +605,6 @@ const CONCURRENT_TRANSACTIONS: i16 = 51;
 /// The control record types of a transaction marker's key (KIP-98).
 const CONTROL_ABORT: i16 = 0;
 const CONTROL_COMMIT: i16 = 1;
-
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
 
 /// The leader of every partition of `topic` (Metadata v9 at node `i`),
 /// once the topic has `partitions` partitions that all have one.
@@ -812,11 +772,7 @@ fn visible(read: &PartitionRead) -> Vec<&Record> {
 
 /// InitProducerId v3 for `TXN_ID` at node `i`: (producer id, epoch).
 fn init_txn_producer(cluster: &Cluster, i: usize) -> Result<(i64, i16), String> {
-    let req = InitProducerIdRequest::default()
-        .with_transactional_id(Some(TransactionalId(sb(TXN_ID))))
-        .with_transaction_timeout_ms(60_000)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
+    let req = init_producer_id_request(Some(TXN_ID), 60_000);
     let r: InitProducerIdResponse =
         call(cluster.broker_addr(i), ApiKey::InitProducerId, 3, &req).map_err(|e| e.to_string())?;
     if r.error_code != 0 {
@@ -830,18 +786,10 @@ fn init_txn_producer(cluster: &Cluster, i: usize) -> Result<(i64, i16), String> 
 fn add_partitions_to_txn(
     cluster: &Cluster,
     i: usize,
-    (pid, epoch): (i64, i16),
+    producer: (i64, i16),
     partitions: &[i32],
 ) -> Result<BTreeMap<i32, i16>, String> {
-    let req = AddPartitionsToTxnRequest::default()
-        .with_v3_and_below_transactional_id(TransactionalId(sb(TXN_ID)))
-        .with_v3_and_below_producer_id(ProducerId(pid))
-        .with_v3_and_below_producer_epoch(epoch)
-        .with_v3_and_below_topics(vec![
-            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
-                .with_name(TopicName(sb(TXN_TOPIC)))
-                .with_partitions(partitions.to_vec()),
-        ]);
+    let req = add_partitions_request(TXN_ID, producer, TXN_TOPIC, partitions);
     let r: AddPartitionsToTxnResponse =
         call(cluster.broker_addr(i), ApiKey::AddPartitionsToTxn, 3, &req)
             .map_err(|e| e.to_string())?;
@@ -859,66 +807,20 @@ fn produce_txn(
     cluster: &Cluster,
     i: usize,
     partition: i32,
-    (pid, epoch): (i64, i16),
+    producer: (i64, i16),
     first_sequence: i32,
     values: &[String],
 ) -> (i16, i64) {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let records: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(k, v)| Record {
-            transactional: true,
-            control: false,
-            partition_leader_epoch: 0,
-            delete_horizon: false,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: k as i64,
-            sequence: first_sequence + k as i32,
-            timestamp: now_ms,
-            key: None,
-            value: Some(Bytes::from(v.clone())),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut batch,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    let req = ProduceRequest::default()
-        .with_transactional_id(Some(TransactionalId(sb(TXN_ID))))
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![produce_request::TopicProduceData::default()
-            .with_name(TopicName(sb(TXN_TOPIC)))
-            .with_partition_data(vec![
-                produce_request::PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(batch.freeze())),
-            ])]);
+    let batch = record_batch(values, producer, first_sequence, true);
+    let req = produce_request(TXN_TOPIC, partition, batch, Some(TXN_ID));
     let r: ProduceResponse = call(cluster.broker_addr(i), ApiKey::Produce, 9, &req).unwrap();
     let p = &r.responses[0].partition_responses[0];
     (p.error_code, p.base_offset)
 }
 
 /// EndTxn v3 at node `i`: its error code.
-fn end_txn(cluster: &Cluster, i: usize, (pid, epoch): (i64, i16), commit: bool) -> i16 {
-    let req = EndTxnRequest::default()
-        .with_transactional_id(TransactionalId(sb(TXN_ID)))
-        .with_producer_id(ProducerId(pid))
-        .with_producer_epoch(epoch)
-        .with_committed(commit);
+fn end_txn(cluster: &Cluster, i: usize, producer: (i64, i16), commit: bool) -> i16 {
+    let req = end_txn_request(TXN_ID, producer, commit);
     let r: EndTxnResponse = call(cluster.broker_addr(i), ApiKey::EndTxn, 3, &req).unwrap();
     r.error_code
 }

@@ -8,194 +8,33 @@
 //! `delete` (NON_EMPTY_GROUP, then success, then GROUP_ID_NOT_FOUND).
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use std::net::SocketAddr;
+
+use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+use kafka_protocol::protocol::Encodable;
+
+use common::{
+    call, cells, free_port, numbered_values, produce_request, record_batch, riffle, sb, Run,
+    Server, CLIENT_ID,
 };
 
 const GROUP: &str = "payments";
 const TOPIC: &str = "orders";
-const CLIENT_ID: &str = "groups-test";
 
 // Kafka's error codes the test expects.
 const MEMBER_ID_REQUIRED: i16 = 79;
-const TOPIC_ALREADY_EXISTS: i16 = 36;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
-
-/// One request on a new connection; the response, or why there is none.
-fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(
-    addr: SocketAddr,
-    key: ApiKey,
-    version: i16,
-    req: &Req,
-) -> std::io::Result<Resp> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut body = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(sb(CLIENT_ID)))
-        .encode(&mut body, key.request_header_version(version))
-        .unwrap();
-    req.encode(&mut body, version).unwrap();
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    s.write_all(&frame)?;
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len)?;
-    let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf)?;
-    let mut buf = Bytes::from(buf);
-    let header = ResponseHeader::decode(&mut buf, key.response_header_version(version))
-        .map_err(std::io::Error::other)?;
-    assert_eq!(header.correlation_id, 7);
-    Resp::decode(&mut buf, version).map_err(std::io::Error::other)
-}
-
-/// A single-node `riffle server` (broker and controller) on free ports.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
 
 impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let (port, controller) = (free_port(), free_port());
-        let log = dir.path().join("server.log");
-        let overrides = [
-            format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}"),
-            format!("controller.quorum.voters=1@127.0.0.1:{controller}"),
-            format!("log.dirs={}", dir.path().join("data").display()),
-            "group.initial.rebalance.delay.ms=0".to_string(),
-        ];
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_riffle"));
-        cmd.arg("server");
-        for o in &overrides {
-            cmd.args(["--override", o]);
-        }
-        let child = cmd
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Server {
-            child,
-            port,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(40).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-
-    /// Retries `f` until it returns `Some` (the server is starting, the
-    /// coordinator loading); panics with the server log after a minute.
-    fn wait_for<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; server log:\n{}",
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     /// `riffle groups --bootstrap-server <this server> ARGS`.
     fn groups(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_riffle"))
-            .arg("groups")
-            .args(["--bootstrap-server", &self.bootstrap()])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        Run::from(args, out)
+        self.tool("groups", args)
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A finished `riffle groups` run.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
 }
 
 impl Run {
-    fn from(args: &[&str], out: Output) -> Run {
-        let run = Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        eprintln!(
-            "$ riffle groups {}\n{}{}",
-            args.join(" "),
-            run.stdout,
-            run.stderr
-        );
-        run
-    }
-
-    fn ok(self) -> Run {
-        assert_eq!(self.code, Some(0), "{self:?}");
-        self
-    }
-
-    fn failed(self) -> Run {
-        assert_eq!(self.code, Some(1), "{self:?}");
-        self
-    }
-
     /// The stdout table's rows after the header, split into cells.
     fn rows(&self) -> Vec<Vec<String>> {
         self.stdout
@@ -206,86 +45,14 @@ impl Run {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn batch(n: usize, base_ts: i64) -> Bytes {
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: 0,
-            delete_horizon: false,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: i as i32 - 1,
-            timestamp: base_ts + i as i64,
-            key: None,
-            value: Some(Bytes::from(format!("value-{i}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
-}
-
-fn create_topic(server: &Server, partitions: i32) {
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(sb(TOPIC)))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)]);
-    server.wait_for("the topic to be created", || {
-        let r: CreateTopicsResponse = call(server.addr(), ApiKey::CreateTopics, 5, &req).ok()?;
-        let code = r.topics[0].error_code;
-        (code == 0 || code == TOPIC_ALREADY_EXISTS).then_some(())
-    });
-}
-
+/// `n` records, not from an idempotent producer.
 fn produce(server: &Server, partition: i32, n: usize) {
-    let req = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![produce_request::TopicProduceData::default()
-            .with_name(TopicName(sb(TOPIC)))
-            .with_partition_data(vec![
-                produce_request::PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(batch(n, now_ms()))),
-            ])]);
+    let batch = record_batch(&numbered_values(n), (-1, -1), -1, false);
+    let req = produce_request(TOPIC, partition, batch, None);
     server.wait_for("a produce to succeed", || {
         let r: ProduceResponse = call(server.addr(), ApiKey::Produce, 8, &req).ok()?;
         (r.responses[0].partition_responses[0].error_code == 0).then_some(())
     });
-}
-
-/// The group's coordinator, once FindCoordinator names one.
-fn coordinator(server: &Server) -> SocketAddr {
-    let req = FindCoordinatorRequest::default()
-        .with_key_type(0)
-        .with_coordinator_keys(vec![sb(GROUP)]);
-    server.wait_for("a group coordinator", || {
-        let r: FindCoordinatorResponse =
-            call(server.addr(), ApiKey::FindCoordinator, 4, &req).ok()?;
-        let c = &r.coordinators[0];
-        (c.error_code == 0).then(|| format!("{}:{}", c.host, c.port).parse().unwrap())
-    })
 }
 
 /// Joins the group as a consumer subscribed to the topic, the second
@@ -378,17 +145,13 @@ fn leave(coordinator: SocketAddr, member_id: &str) {
     assert_eq!(r.members[0].error_code, 0, "{r:?}");
 }
 
-fn cells(row: &[&str]) -> Vec<String> {
-    row.iter().map(|c| c.to_string()).collect()
-}
-
 #[test]
 fn a_consumer_group_through_its_life() {
-    let server = Server::start();
-    create_topic(&server, 2);
+    let server = Server::start(&["group.initial.rebalance.delay.ms=0"]);
+    server.create_topic(TOPIC, 2);
     produce(&server, 0, 5);
     produce(&server, 1, 3);
-    let coordinator = coordinator(&server);
+    let coordinator = server.coordinator(0, GROUP);
     let (member, generation) = join(&server, coordinator);
     sync(coordinator, &member, generation, &[0, 1]);
     commit(coordinator, &member, generation, 0, 2);
@@ -675,14 +438,6 @@ fn a_consumer_group_through_its_life() {
 
 #[test]
 fn usage_and_connection_errors() {
-    let riffle = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_riffle"))
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        Run::from(args, out)
-    };
     // Usage errors exit with 2.
     let r = riffle(&["groups", "list"]);
     assert_eq!(r.code, Some(2), "{r:?}");

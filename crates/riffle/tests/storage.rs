@@ -3,9 +3,13 @@
 //! once makes it start.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+use common::free_port;
 
 fn riffle(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_riffle"))
@@ -17,14 +21,6 @@ fn riffle(args: &[&str]) -> Output {
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A single-node configuration with two log directories and a separate

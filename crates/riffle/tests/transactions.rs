@@ -9,26 +9,20 @@
 //! arguments and for a broker that is not there.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+mod common;
 
-use bytes::{Bytes, BytesMut};
+use std::net::SocketAddr;
+
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+
+use common::{
+    add_partitions_request, call, cells, end_txn_request, free_port, init_producer_id_request,
+    now_ms, numbered_values, produce_request, record_batch, riffle, Run, Server,
 };
 
 const TOPIC: &str = "ledger";
 const TXN_ID: &str = "ledger-writer";
-const CLIENT_ID: &str = "transactions-test";
 const TXN_TIMEOUT_MS: i32 = 60_000;
-
-// Kafka's error codes the test expects.
-const TOPIC_ALREADY_EXISTS: i16 = 36;
 
 const LIST_HEADER: [&str; 4] = [
     "TransactionalId",
@@ -56,172 +50,14 @@ const PRODUCERS_HEADER: [&str; 6] = [
     "CurrentTransactionStartOffset",
 ];
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn sb(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_string())
-}
-
-/// One request on a new connection; the response, or why there is none.
-fn call<Req: Encodable + HeaderVersion, Resp: Decodable>(
-    addr: SocketAddr,
-    key: ApiKey,
-    version: i16,
-    req: &Req,
-) -> std::io::Result<Resp> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut body = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(version)
-        .with_correlation_id(7)
-        .with_client_id(Some(sb(CLIENT_ID)))
-        .encode(&mut body, key.request_header_version(version))
-        .unwrap();
-    req.encode(&mut body, version).unwrap();
-    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&body);
-    s.write_all(&frame)?;
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len)?;
-    let mut buf = vec![0u8; i32::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf)?;
-    let mut buf = Bytes::from(buf);
-    let header = ResponseHeader::decode(&mut buf, key.response_header_version(version))
-        .map_err(std::io::Error::other)?;
-    assert_eq!(header.correlation_id, 7);
-    Resp::decode(&mut buf, version).map_err(std::io::Error::other)
-}
-
-/// A single-node `riffle server` (broker and controller) on free ports.
-struct Server {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
 impl Server {
-    fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let (port, controller) = (free_port(), free_port());
-        let log = dir.path().join("server.log");
-        let overrides = [
-            format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}"),
-            format!("controller.quorum.voters=1@127.0.0.1:{controller}"),
-            format!("log.dirs={}", dir.path().join("data").display()),
-        ];
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_riffle"));
-        cmd.arg("server");
-        for o in &overrides {
-            cmd.args(["--override", o]);
-        }
-        let child = cmd
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        Server {
-            child,
-            port,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn bootstrap(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(40).collect();
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-
-    /// Retries `f` until it returns `Some` (the server is starting, the
-    /// coordinator loading); panics with the server log after a minute.
-    fn wait_for<T>(&self, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; server log:\n{}",
-                self.log_tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
     /// `riffle transactions --bootstrap-server <this server> ARGS`.
     fn txns(&self, args: &[&str]) -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_riffle"))
-            .arg("transactions")
-            .args(["--bootstrap-server", &self.bootstrap()])
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        Run::from(args, out)
+        self.tool("transactions", args)
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A finished `riffle transactions` run.
-#[derive(Debug)]
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
 }
 
 impl Run {
-    fn from(args: &[&str], out: Output) -> Run {
-        let run = Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        };
-        eprintln!(
-            "$ riffle transactions {}\n{}{}",
-            args.join(" "),
-            run.stdout,
-            run.stderr
-        );
-        run
-    }
-
-    fn ok(self) -> Run {
-        assert_eq!(self.code, Some(0), "{self:?}");
-        self
-    }
-
-    fn failed(self) -> Run {
-        assert_eq!(self.code, Some(1), "{self:?}");
-        self
-    }
-
     /// Every stdout line split at Kafka's tabs, cells trimmed; the header
     /// first. Each line ends with a tab, as Kafka's do.
     fn table(&self) -> Vec<Vec<String>> {
@@ -249,52 +85,10 @@ impl Run {
     }
 }
 
-fn cells(row: &[&str]) -> Vec<String> {
-    row.iter().map(|c| c.to_string()).collect()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
-fn create_topic(server: &Server, partitions: i32) {
-    let req = CreateTopicsRequest::default()
-        .with_timeout_ms(10_000)
-        .with_topics(vec![create_topics_request::CreatableTopic::default()
-            .with_name(TopicName(sb(TOPIC)))
-            .with_num_partitions(partitions)
-            .with_replication_factor(1)]);
-    server.wait_for("the topic to be created", || {
-        let r: CreateTopicsResponse = call(server.addr(), ApiKey::CreateTopics, 5, &req).ok()?;
-        let code = r.topics[0].error_code;
-        (code == 0 || code == TOPIC_ALREADY_EXISTS).then_some(())
-    });
-}
-
-/// The transaction coordinator of `TXN_ID` (FindCoordinator, key type 1).
-fn coordinator(server: &Server) -> SocketAddr {
-    let req = FindCoordinatorRequest::default()
-        .with_key_type(1)
-        .with_coordinator_keys(vec![sb(TXN_ID)]);
-    server.wait_for("a transaction coordinator", || {
-        let r: FindCoordinatorResponse =
-            call(server.addr(), ApiKey::FindCoordinator, 4, &req).ok()?;
-        let c = &r.coordinators[0];
-        (c.error_code == 0).then(|| format!("{}:{}", c.host, c.port).parse().unwrap())
-    })
-}
-
 /// InitProducerId, transactional (at the coordinator) or idempotent;
 /// returns the producer id and epoch.
 fn init_producer_id(server: &Server, at: SocketAddr, transactional_id: Option<&str>) -> (i64, i16) {
-    let req = InitProducerIdRequest::default()
-        .with_transactional_id(transactional_id.map(|t| TransactionalId(sb(t))))
-        .with_transaction_timeout_ms(TXN_TIMEOUT_MS)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
+    let req = init_producer_id_request(transactional_id, TXN_TIMEOUT_MS);
     server.wait_for("a producer id", || {
         let r: InitProducerIdResponse = call(at, ApiKey::InitProducerId, 4, &req).ok()?;
         (r.error_code == 0).then_some((r.producer_id.0, r.producer_epoch))
@@ -304,19 +98,10 @@ fn init_producer_id(server: &Server, at: SocketAddr, transactional_id: Option<&s
 fn add_partitions(
     server: &Server,
     coordinator: SocketAddr,
-    pid: i64,
-    epoch: i16,
+    producer: (i64, i16),
     partitions: &[i32],
 ) {
-    let req = AddPartitionsToTxnRequest::default()
-        .with_v3_and_below_transactional_id(TransactionalId(sb(TXN_ID)))
-        .with_v3_and_below_producer_id(ProducerId(pid))
-        .with_v3_and_below_producer_epoch(epoch)
-        .with_v3_and_below_topics(vec![
-            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
-                .with_name(TopicName(sb(TOPIC)))
-                .with_partitions(partitions.to_vec()),
-        ]);
+    let req = add_partitions_request(TXN_ID, producer, TOPIC, partitions);
     server.wait_for("AddPartitionsToTxn to succeed", || {
         let r: AddPartitionsToTxnResponse =
             call(coordinator, ApiKey::AddPartitionsToTxn, 3, &req).ok()?;
@@ -332,69 +117,28 @@ fn add_partitions(
 fn produce(
     server: &Server,
     partition: i32,
-    (pid, epoch): (i64, i16),
+    producer: (i64, i16),
     first_seq: i32,
     n: usize,
     transactional: bool,
 ) {
-    let base_ts = now_ms();
-    let records: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional,
-            control: false,
-            partition_leader_epoch: 0,
-            delete_horizon: false,
-            producer_id: pid,
-            producer_epoch: epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: first_seq + i as i32,
-            timestamp: base_ts + i as i64,
-            key: None,
-            value: Some(Bytes::from(format!("value-{i}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut batch = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut batch,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    let req = ProduceRequest::default()
-        .with_transactional_id(transactional.then(|| TransactionalId(sb(TXN_ID))))
-        .with_acks(-1)
-        .with_timeout_ms(10_000)
-        .with_topic_data(vec![produce_request::TopicProduceData::default()
-            .with_name(TopicName(sb(TOPIC)))
-            .with_partition_data(vec![
-                produce_request::PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(batch.freeze())),
-            ])]);
+    let batch = record_batch(&numbered_values(n), producer, first_seq, transactional);
+    let req = produce_request(TOPIC, partition, batch, transactional.then_some(TXN_ID));
     let r: ProduceResponse = call(server.addr(), ApiKey::Produce, 8, &req).unwrap();
     let p = &r.responses[0].partition_responses[0];
     assert_eq!(p.error_code, 0, "{r:?}");
 }
 
-fn end_txn(coordinator: SocketAddr, pid: i64, epoch: i16, commit: bool) {
-    let req = EndTxnRequest::default()
-        .with_transactional_id(TransactionalId(sb(TXN_ID)))
-        .with_producer_id(ProducerId(pid))
-        .with_producer_epoch(epoch)
-        .with_committed(commit);
+fn end_txn(coordinator: SocketAddr, producer: (i64, i16), commit: bool) {
+    let req = end_txn_request(TXN_ID, producer, commit);
     let r: EndTxnResponse = call(coordinator, ApiKey::EndTxn, 3, &req).unwrap();
     assert_eq!(r.error_code, 0, "{r:?}");
 }
 
 #[test]
 fn a_transaction_and_an_idempotent_producer_through_their_lives() {
-    let server = Server::start();
-    create_topic(&server, 2);
+    let server = Server::start(&[]);
+    server.create_topic(TOPIC, 2);
 
     // Nothing transactional yet: an empty list, an unknown id.
     let list = server.wait_for("ListTransactions to answer", || {
@@ -421,10 +165,10 @@ fn a_transaction_and_an_idempotent_producer_through_their_lives() {
     assert!(unknown.stdout.is_empty());
 
     // An open transaction with five records on partition 0.
-    let coordinator = coordinator(&server);
+    let coordinator = server.coordinator(1, TXN_ID);
     let (pid, epoch) = init_producer_id(&server, coordinator, Some(TXN_ID));
     let before_add = now_ms();
-    add_partitions(&server, coordinator, pid, epoch, &[0]);
+    add_partitions(&server, coordinator, (pid, epoch), &[0]);
     produce(&server, 0, (pid, epoch), 0, 5, true);
 
     let list = server.txns(&["list"]).ok();
@@ -477,7 +221,7 @@ fn a_transaction_and_an_idempotent_producer_through_their_lives() {
     assert_eq!(rows[0][5], "0", "the open transaction starts at offset 0");
 
     // Commit: the transaction completes, the partition has no open transaction.
-    end_txn(coordinator, pid, epoch, true);
+    end_txn(coordinator, (pid, epoch), true);
     let describe = server.wait_for("the transaction to complete", || {
         let run = server
             .txns(&["describe", "--transactional-id", TXN_ID])
@@ -571,12 +315,9 @@ fn a_transaction_and_an_idempotent_producer_through_their_lives() {
 #[test]
 fn usage_and_connection_errors() {
     let riffle = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_riffle"))
-            .arg("transactions")
-            .args(args)
-            .output()
-            .unwrap();
-        Run::from(args, out)
+        let mut all = vec!["transactions"];
+        all.extend(args);
+        riffle(&all)
     };
     // Usage errors exit with 2 and print nothing on stdout.
     for args in [
