@@ -266,29 +266,33 @@ fn write_group_value(value: &GroupMetadataValue, version: i16) -> Bytes {
 /// Writes Kafka's primitives: big-endian fixed ints; in non-flexible
 /// versions int16-length strings and int32-length bytes and arrays (-1 for
 /// null); in flexible versions unsigned-varint lengths plus one (0 for
-/// null) and a tagged-field section after each struct.
-struct Writer {
+/// null) and a tagged-field section after each struct. The
+/// `__transaction_state` records (`txn::records`) are written with it too.
+pub(crate) struct Writer {
     buf: BytesMut,
     flexible: bool,
 }
 
 impl Writer {
-    fn new(flexible: bool) -> Self {
+    pub(crate) fn new(flexible: bool) -> Self {
         Writer {
             buf: BytesMut::new(),
             flexible,
         }
     }
-    fn finish(self) -> Bytes {
+    pub(crate) fn finish(self) -> Bytes {
         self.buf.freeze()
     }
-    fn i16(&mut self, v: i16) {
+    pub(crate) fn i8(&mut self, v: i8) {
+        self.buf.put_i8(v);
+    }
+    pub(crate) fn i16(&mut self, v: i16) {
         self.buf.put_i16(v);
     }
-    fn i32(&mut self, v: i32) {
+    pub(crate) fn i32(&mut self, v: i32) {
         self.buf.put_i32(v);
     }
-    fn i64(&mut self, v: i64) {
+    pub(crate) fn i64(&mut self, v: i64) {
         self.buf.put_i64(v);
     }
     fn uvarint(&mut self, mut v: u32) {
@@ -312,7 +316,7 @@ impl Writer {
             self.i32(i32::try_from(len).expect("a record field is shorter than 2 GiB"));
         }
     }
-    fn string(&mut self, s: &str, field: &str) {
+    pub(crate) fn string(&mut self, s: &str, field: &str) {
         assert!(
             s.len() <= STRING_BYTES_MAX,
             "{field} of {} bytes: strings longer than {STRING_BYTES_MAX} bytes must be refused before they are written",
@@ -332,13 +336,33 @@ impl Writer {
         self.len(b.len(), false);
         self.buf.put_slice(b);
     }
-    fn array_len(&mut self, n: usize) {
+    pub(crate) fn array_len(&mut self, n: usize) {
         self.len(n, false);
+    }
+    /// A null array.
+    pub(crate) fn null_array(&mut self) {
+        if self.flexible {
+            self.uvarint(0);
+        } else {
+            self.i32(-1);
+        }
     }
     /// An empty tagged-field section, in flexible versions only.
     fn no_tagged_fields(&mut self) {
-        if self.flexible {
-            self.uvarint(0);
+        self.tagged_fields(&[]);
+    }
+    /// A tagged-field section, in flexible versions only: the count, then
+    /// each (tag, size, bytes), which the caller gives in ascending tag
+    /// order.
+    pub(crate) fn tagged_fields(&mut self, fields: &[(u32, Vec<u8>)]) {
+        if !self.flexible {
+            return;
+        }
+        self.uvarint(u32::try_from(fields.len()).expect("fewer than 2^32 tagged fields"));
+        for (tag, bytes) in fields {
+            self.uvarint(*tag);
+            self.uvarint(u32::try_from(bytes.len()).expect("a tagged field is shorter than 4 GiB"));
+            self.buf.put_slice(bytes);
         }
     }
 }
@@ -372,7 +396,11 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<GroupRecord, RecordErr
 }
 
 /// Reads the value version and checks it is one of 0..=`max`.
-fn value_version(bytes: &[u8], schema: &'static str, max: i16) -> Result<i16, RecordError> {
+pub(crate) fn value_version(
+    bytes: &[u8],
+    schema: &'static str,
+    max: i16,
+) -> Result<i16, RecordError> {
     let version = Reader::new(bytes, false).i16("value version")?;
     if !(0..=max).contains(&version) {
         return Err(RecordError::BadVersion {
@@ -471,14 +499,15 @@ fn read_group_value(bytes: &[u8]) -> Result<GroupMetadataValue, RecordError> {
 }
 
 /// A cursor over untrusted bytes. Every read checks the length first, and
-/// nothing is allocated beyond the bytes that are there.
-struct Reader<'a> {
+/// nothing is allocated beyond the bytes that are there. The
+/// `__transaction_state` records (`txn::records`) are read with it too.
+pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     flexible: bool,
 }
 
 impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], flexible: bool) -> Self {
+    pub(crate) fn new(buf: &'a [u8], flexible: bool) -> Self {
         Reader { buf, flexible }
     }
     fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], RecordError> {
@@ -498,13 +527,16 @@ impl<'a> Reader<'a> {
         out.copy_from_slice(self.take(N, field)?);
         Ok(out)
     }
-    fn i16(&mut self, field: &'static str) -> Result<i16, RecordError> {
+    pub(crate) fn i8(&mut self, field: &'static str) -> Result<i8, RecordError> {
+        Ok(i8::from_be_bytes(self.array_n(field)?))
+    }
+    pub(crate) fn i16(&mut self, field: &'static str) -> Result<i16, RecordError> {
         Ok(i16::from_be_bytes(self.array_n(field)?))
     }
-    fn i32(&mut self, field: &'static str) -> Result<i32, RecordError> {
+    pub(crate) fn i32(&mut self, field: &'static str) -> Result<i32, RecordError> {
         Ok(i32::from_be_bytes(self.array_n(field)?))
     }
-    fn i64(&mut self, field: &'static str) -> Result<i64, RecordError> {
+    pub(crate) fn i64(&mut self, field: &'static str) -> Result<i64, RecordError> {
         Ok(i64::from_be_bytes(self.array_n(field)?))
     }
     /// Kafka's `readUnsignedVarint`: at most 5 bytes.
@@ -549,7 +581,7 @@ impl<'a> Reader<'a> {
         let s = std::str::from_utf8(bytes).map_err(|_| RecordError::NotUtf8 { field })?;
         Ok(Some(s.to_owned()))
     }
-    fn string(&mut self, field: &'static str) -> Result<String, RecordError> {
+    pub(crate) fn string(&mut self, field: &'static str) -> Result<String, RecordError> {
         self.opt_string(field)?
             .ok_or(RecordError::UnexpectedNull { field })
     }
@@ -561,11 +593,19 @@ impl<'a> Reader<'a> {
     }
     /// The element count of a non-null array, which (as in Kafka) may not
     /// exceed the bytes left.
-    fn array_len(&mut self, field: &'static str) -> Result<usize, RecordError> {
-        let n = self
-            .len(field, false)?
-            .ok_or(RecordError::UnexpectedNull { field })?;
-        if n > self.buf.len() {
+    pub(crate) fn array_len(&mut self, field: &'static str) -> Result<usize, RecordError> {
+        self.opt_array_len(field)?
+            .ok_or(RecordError::UnexpectedNull { field })
+    }
+    /// The element count of an array, `None` for null. A count larger than
+    /// the bytes left is refused before anything is read (every element
+    /// takes at least one byte).
+    pub(crate) fn opt_array_len(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<usize>, RecordError> {
+        let n = self.len(field, false)?;
+        if let Some(n) = n.filter(|&n| n > self.buf.len()) {
             return Err(RecordError::BadLength {
                 field,
                 length: n as i64,
@@ -573,20 +613,41 @@ impl<'a> Reader<'a> {
         }
         Ok(n)
     }
-    /// Skips a tagged-field section, in flexible versions only: a count,
-    /// then (tag, size, bytes) for each field. No tag is defined in the
-    /// schemas read here, so every field is an unknown one.
-    fn skip_tagged_fields(&mut self, field: &'static str) -> Result<(), RecordError> {
+    /// Skips a tagged-field section, in flexible versions only. No tag is
+    /// defined in the group schemas, so every field is an unknown one.
+    pub(crate) fn skip_tagged_fields(&mut self, field: &'static str) -> Result<(), RecordError> {
+        self.tagged_fields(field, |_, _| Ok(()))
+    }
+    /// Reads a tagged-field section, in flexible versions only: a count,
+    /// then (tag, size, bytes) for each field, whose tag and bytes go to
+    /// `known`, which ignores the tags it does not know.
+    pub(crate) fn tagged_fields(
+        &mut self,
+        field: &'static str,
+        mut known: impl FnMut(u32, Reader<'a>) -> Result<(), RecordError>,
+    ) -> Result<(), RecordError> {
         if !self.flexible {
             return Ok(());
         }
         let count = self.uvarint(field)?;
         for _ in 0..count {
-            self.uvarint(field)?;
+            let tag = self.uvarint(field)?;
             let size = self.uvarint(field)?;
-            self.take(size as usize, field)?;
+            let bytes = self.take(size as usize, field)?;
+            known(tag, Reader::new(bytes, true))?;
         }
         Ok(())
+    }
+    /// Checks that a tagged field's bytes were all read.
+    pub(crate) fn end(&self, field: &'static str) -> Result<(), RecordError> {
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(RecordError::BadLength {
+                field,
+                length: self.buf.len() as i64,
+            })
+        }
     }
 }
 

@@ -27,9 +27,9 @@
 //! - A key with a version other than 0 decodes to [`TxnRecord::Other`]:
 //!   Kafka's loader skips such records with a warning.
 //!
-//! The primitives are written out here for the same reason as in
-//! `group::records` (kafka-protocol's encoders are crate-private); the errors
-//! are that module's [`RecordError`], plus [`TxnRecordError::UnknownState`].
+//! The primitives are `group::records`' byte reader and writer (kafka-protocol's
+//! encoders are crate-private); the errors are that module's [`RecordError`],
+//! plus [`TxnRecordError::UnknownState`].
 //! Record batches are built and read with `group::records`' functions,
 //! re-exported here: [`build_batch`] for appends, [`read_records`] (or
 //! [`read_log`], which also tells the offset to read next) for loading a
@@ -38,12 +38,13 @@
 
 use std::collections::BTreeSet;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use thiserror::Error;
 
 pub use crate::group::records::{
     build_batch, read_log, read_records, LogRead, RecordError, STRING_BYTES_MAX,
 };
+use crate::group::records::{value_version, Reader, Writer};
 
 /// Kafka's name for the transaction log topic.
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
@@ -188,7 +189,7 @@ pub fn key(transactional_id: &str) -> Bytes {
     let mut w = Writer::new(false);
     w.i16(KEY_VERSION);
     w.string(transactional_id, "TransactionLogKey.transactionalId");
-    w.buf.freeze()
+    w.finish()
 }
 
 /// A transactional id's state at [`VALUE_VERSION_WRITTEN`]: the version-1
@@ -210,7 +211,7 @@ fn write_value(v: &TxnLogValue, version: i16) -> Bytes {
     w.i64(v.producer_id);
     w.i16(v.producer_epoch);
     w.i32(v.timeout_ms);
-    w.buf.put_i8(v.state.id());
+    w.i8(v.state.id());
     if v.state == TxnState::Empty {
         w.null_array();
     } else {
@@ -247,7 +248,7 @@ fn write_value(v: &TxnLogValue, version: i16) -> Bytes {
         ));
     }
     w.tagged_fields(&tags);
-    w.buf.freeze()
+    w.finish()
 }
 
 /// The partitions grouped by topic, both in ascending order.
@@ -260,87 +261,6 @@ pub fn group_by_topic(partitions: &BTreeSet<(String, i32)>) -> Vec<(&str, Vec<i3
         }
     }
     out
-}
-
-/// Kafka's primitives for the two value versions: big-endian fixed-width
-/// integers; int16-length strings and int32-length arrays (-1 for null) at
-/// version 0; unsigned-varint lengths plus one (0 for null) and tagged
-/// fields at version 1.
-struct Writer {
-    buf: BytesMut,
-    flexible: bool,
-}
-
-impl Writer {
-    fn new(flexible: bool) -> Writer {
-        Writer {
-            buf: BytesMut::new(),
-            flexible,
-        }
-    }
-    fn i16(&mut self, v: i16) {
-        self.buf.put_i16(v);
-    }
-    fn i32(&mut self, v: i32) {
-        self.buf.put_i32(v);
-    }
-    fn i64(&mut self, v: i64) {
-        self.buf.put_i64(v);
-    }
-    fn uvarint(&mut self, mut v: u32) {
-        while v >= 0x80 {
-            self.buf.put_u8((v as u8) | 0x80);
-            v >>= 7;
-        }
-        self.buf.put_u8(v as u8);
-    }
-    fn compact_len(&mut self, len: usize) {
-        let len = u32::try_from(len)
-            .ok()
-            .and_then(|l| l.checked_add(1))
-            .expect("a record field is shorter than 4 GiB");
-        self.uvarint(len);
-    }
-    fn string(&mut self, s: &str, field: &str) {
-        assert!(
-            s.len() <= STRING_BYTES_MAX,
-            "{field} of {} bytes: strings longer than {STRING_BYTES_MAX} bytes must be refused before they are written",
-            s.len()
-        );
-        if self.flexible {
-            self.compact_len(s.len());
-        } else {
-            self.i16(s.len() as i16);
-        }
-        self.buf.put_slice(s.as_bytes());
-    }
-    fn array_len(&mut self, n: usize) {
-        if self.flexible {
-            self.compact_len(n);
-        } else {
-            self.i32(i32::try_from(n).expect("an array is shorter than 2^31 elements"));
-        }
-    }
-    fn null_array(&mut self) {
-        if self.flexible {
-            self.uvarint(0);
-        } else {
-            self.i32(-1);
-        }
-    }
-    /// A tagged-field section (flexible versions only): the count, then
-    /// each (tag, size, bytes) in ascending tag order.
-    fn tagged_fields(&mut self, fields: &[(u32, Vec<u8>)]) {
-        if !self.flexible {
-            return;
-        }
-        self.uvarint(fields.len() as u32);
-        for (tag, bytes) in fields {
-            self.uvarint(*tag);
-            self.uvarint(bytes.len() as u32);
-            self.buf.put_slice(bytes);
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -363,36 +283,22 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<TxnRecord, TxnRecordEr
 }
 
 fn read_value(bytes: &[u8]) -> Result<TxnLogValue, TxnRecordError> {
-    let mut r = Reader::new(bytes, false);
-    let version = r.i16("value version")?;
-    if !(0..=VALUE_VERSION_MAX).contains(&version) {
-        return Err(RecordError::BadVersion {
-            schema: "TransactionLogValue",
-            version,
-            max: VALUE_VERSION_MAX,
-        }
-        .into());
-    }
-    r.flexible = version >= FLEXIBLE_VERSION_MIN;
+    let version = value_version(bytes, "TransactionLogValue", VALUE_VERSION_MAX)?;
+    let mut r = Reader::new(&bytes[2..], version >= FLEXIBLE_VERSION_MIN);
     let producer_id = r.i64("TransactionLogValue.producerId")?;
     let producer_epoch = r.i16("TransactionLogValue.producerEpoch")?;
     let timeout_ms = r.i32("TransactionLogValue.transactionTimeoutMs")?;
-    let [status] = r.fixed::<1>("TransactionLogValue.transactionStatus")?;
-    let status = status as i8;
+    let status = r.i8("TransactionLogValue.transactionStatus")?;
     let state = TxnState::from_id(status).ok_or(TxnRecordError::UnknownState(status))?;
     let mut partitions = BTreeSet::new();
-    if let Some(topics) = r.array_len("TransactionLogValue.transactionPartitions")? {
+    if let Some(topics) = r.opt_array_len("TransactionLogValue.transactionPartitions")? {
         for _ in 0..topics {
             let topic = r.string("PartitionsSchema.topic")?;
-            let ids = r.array_len("PartitionsSchema.partitionIds")?.ok_or(
-                RecordError::UnexpectedNull {
-                    field: "PartitionsSchema.partitionIds",
-                },
-            )?;
+            let ids = r.array_len("PartitionsSchema.partitionIds")?;
             for _ in 0..ids {
                 partitions.insert((topic.clone(), r.i32("PartitionsSchema.partitionIds")?));
             }
-            r.tagged_fields("PartitionsSchema", |_, _| Ok(()))?;
+            r.skip_tagged_fields("PartitionsSchema")?;
         }
     }
     let last_update_timestamp_ms = r.i64("TransactionLogValue.transactionLastUpdateTimestampMs")?;
@@ -426,132 +332,6 @@ fn read_value(bytes: &[u8]) -> Result<TxnLogValue, TxnRecordError> {
         field.end("TransactionLogValue tagged field")
     })?;
     Ok(value)
-}
-
-/// A cursor over untrusted bytes: every read checks the length first, and
-/// nothing is allocated from a length the bytes do not back.
-struct Reader<'a> {
-    buf: &'a [u8],
-    flexible: bool,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], flexible: bool) -> Reader<'a> {
-        Reader { buf, flexible }
-    }
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], RecordError> {
-        if n > self.buf.len() {
-            return Err(RecordError::Truncated {
-                field,
-                needed: n,
-                left: self.buf.len(),
-            });
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-    fn fixed<const N: usize>(&mut self, field: &'static str) -> Result<[u8; N], RecordError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N, field)?);
-        Ok(out)
-    }
-    fn i16(&mut self, field: &'static str) -> Result<i16, RecordError> {
-        self.fixed(field).map(i16::from_be_bytes)
-    }
-    fn i32(&mut self, field: &'static str) -> Result<i32, RecordError> {
-        self.fixed(field).map(i32::from_be_bytes)
-    }
-    fn i64(&mut self, field: &'static str) -> Result<i64, RecordError> {
-        self.fixed(field).map(i64::from_be_bytes)
-    }
-    /// An unsigned varint of at most 5 bytes that fits 32 bits, as Kafka's
-    /// `readUnsignedVarint` requires.
-    fn uvarint(&mut self, field: &'static str) -> Result<u32, RecordError> {
-        let mut value: u32 = 0;
-        for i in 0..5 {
-            let [b] = self.fixed::<1>(field)?;
-            if i == 4 && b > 0x0f {
-                return Err(RecordError::BadVarint { field });
-            }
-            value |= u32::from(b & 0x7f) << (i * 7);
-            if b < 0x80 {
-                return Ok(value);
-            }
-        }
-        Err(RecordError::BadVarint { field })
-    }
-    /// A length, `None` for null: int16 (strings) or int32 (arrays) at
-    /// version 0, where any negative value is null; a varint of the length
-    /// plus one at version 1.
-    fn len(&mut self, field: &'static str, int16: bool) -> Result<Option<usize>, RecordError> {
-        let len = if self.flexible {
-            i64::from(self.uvarint(field)?) - 1
-        } else if int16 {
-            i64::from(self.i16(field)?)
-        } else {
-            i64::from(self.i32(field)?)
-        };
-        Ok(usize::try_from(len).ok())
-    }
-    fn string(&mut self, field: &'static str) -> Result<String, RecordError> {
-        let len = self
-            .len(field, true)?
-            .ok_or(RecordError::UnexpectedNull { field })?;
-        if len > STRING_BYTES_MAX {
-            return Err(RecordError::BadLength {
-                field,
-                length: len as i64,
-            });
-        }
-        let bytes = self.take(len, field)?;
-        let s = std::str::from_utf8(bytes).map_err(|_| RecordError::NotUtf8 { field })?;
-        Ok(s.to_owned())
-    }
-    /// The element count of an array, `None` for null. A count larger than
-    /// the bytes left is refused before anything is read (every element
-    /// takes at least one byte).
-    fn array_len(&mut self, field: &'static str) -> Result<Option<usize>, RecordError> {
-        let n = self.len(field, false)?;
-        if let Some(n) = n.filter(|&n| n > self.buf.len()) {
-            return Err(RecordError::BadLength {
-                field,
-                length: n as i64,
-            });
-        }
-        Ok(n)
-    }
-    /// Reads a tagged-field section (flexible versions only), handing each
-    /// field's tag and bytes to `known`, which ignores tags it does not
-    /// know.
-    fn tagged_fields(
-        &mut self,
-        field: &'static str,
-        mut known: impl FnMut(u32, Reader<'a>) -> Result<(), RecordError>,
-    ) -> Result<(), RecordError> {
-        if !self.flexible {
-            return Ok(());
-        }
-        let count = self.uvarint(field)?;
-        for _ in 0..count {
-            let tag = self.uvarint(field)?;
-            let size = self.uvarint(field)?;
-            let bytes = self.take(size as usize, field)?;
-            known(tag, Reader::new(bytes, true))?;
-        }
-        Ok(())
-    }
-    /// Checks that a tagged field's bytes were all read.
-    fn end(&self, field: &'static str) -> Result<(), RecordError> {
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(RecordError::BadLength {
-                field,
-                length: self.buf.len() as i64,
-            })
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
