@@ -716,8 +716,11 @@ pub fn subscription_topics(metadata: &[u8]) -> Option<Vec<String>> {
         .map(|s| s.topics.into_iter().map(|t| t.to_string()).collect())
 }
 
-/// Kafka's mapping of storage errors to the errors group clients handle.
-fn coordinator_error(e: ResponseError) -> ResponseError {
+/// Kafka's mapping of storage errors to the errors group clients handle,
+/// which the transaction coordinator shares
+/// (`TransactionStateManager.appendTransactionToLog` maps the same errors
+/// but INVALID_FETCH_SIZE, which no append returns).
+pub(crate) fn coordinator_error(e: ResponseError) -> ResponseError {
     match e {
         ResponseError::UnknownTopicOrPartition
         | ResponseError::NotEnoughReplicas

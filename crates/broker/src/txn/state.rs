@@ -85,6 +85,7 @@ use tracing::{debug, info, warn};
 
 pub use super::records::TxnState;
 use super::records::{self, TxnLogValue, TxnRecord, STRING_BYTES_MAX};
+use crate::group::state::coordinator_error;
 
 /// `RecordBatch.NO_PRODUCER_ID`.
 pub const NO_PRODUCER_ID: i64 = -1;
@@ -227,24 +228,6 @@ fn epoch_exhausted(epoch: i16) -> bool {
 
 fn is_prepare(state: TxnState) -> bool {
     matches!(state, TxnState::PrepareCommit | TxnState::PrepareAbort)
-}
-
-/// Kafka's mapping of an append's error to the coordinator's
-/// (`TransactionStateManager.appendTransactionToLog`).
-fn coordinator_error(e: ResponseError) -> ResponseError {
-    match e {
-        ResponseError::UnknownTopicOrPartition
-        | ResponseError::NotEnoughReplicas
-        | ResponseError::NotEnoughReplicasAfterAppend
-        | ResponseError::RequestTimedOut => ResponseError::CoordinatorNotAvailable,
-        ResponseError::NotLeaderOrFollower | ResponseError::KafkaStorageError => {
-            ResponseError::NotCoordinator
-        }
-        ResponseError::MessageTooLarge | ResponseError::RecordListTooLarge => {
-            ResponseError::UnknownServerError
-        }
-        other => other,
-    }
 }
 
 /// One transactional id.
