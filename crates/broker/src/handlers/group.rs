@@ -265,67 +265,47 @@ pub fn offset_commit(
     req: OffsetCommitRequest,
     version: i16,
 ) -> OffsetCommitResponse {
-    let image = broker.image();
+    let respond = |plan| {
+        OffsetCommitResponse::default().with_topics(response_topics(
+            plan,
+            |p, e| {
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_error_code(code(e))
+            },
+            |name, partitions| {
+                OffsetCommitResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(partitions)
+            },
+        ))
+    };
     if !fits(&[req.group_id.as_str()]) {
-        return OffsetCommitResponse::default().with_topics(
+        return respond(answer_all(
             req.topics
                 .iter()
-                .map(|t| {
-                    OffsetCommitResponseTopic::default()
-                        .with_name(t.name.clone())
-                        .with_partitions(
-                            t.partitions
-                                .iter()
-                                .map(|p| {
-                                    OffsetCommitResponsePartition::default()
-                                        .with_partition_index(p.partition_index)
-                                        .with_error_code(ResponseError::InvalidGroupId.code())
-                                })
-                                .collect(),
-                        )
-                })
-                .collect(),
-        );
+                .map(|t| (&t.name, t.partitions.iter().map(|p| p.partition_index))),
+            ResponseError::InvalidGroupId,
+        ));
     }
     // Partitions of unknown topics are answered here; the rest go to the
     // coordinator in request order.
-    let mut plan: Vec<(String, PartitionErrors)> = Vec::new();
-    let mut partitions = Vec::new();
-    for t in &req.topics {
-        let name = t.name.to_string();
-        let mut rows = Vec::new();
-        for p in &t.partitions {
-            let known = image
-                .topic(&name)
-                .is_some_and(|ti| ti.partitions.contains_key(&p.partition_index));
-            let metadata_len = p.committed_metadata.as_ref().map_or(0, |m| m.len());
-            if known && metadata_len > STRING_BYTES_MAX {
-                rows.push((
-                    p.partition_index,
-                    Some(ResponseError::OffsetMetadataTooLarge),
-                ));
-            } else if known {
-                partitions.push(CommitPartition {
-                    topic: name.clone(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: if version >= 6 {
-                        p.committed_leader_epoch
-                    } else {
-                        -1
-                    },
-                    metadata: opt_string(&p.committed_metadata),
-                });
-                rows.push((p.partition_index, None));
-            } else {
-                rows.push((
-                    p.partition_index,
-                    Some(ResponseError::UnknownTopicOrPartition),
-                ));
-            }
-        }
-        plan.push((name, rows));
-    }
+    let (plan, partitions) = plan_commit(
+        broker,
+        req.topics.iter().map(|t| {
+            let partitions = t.partitions.iter().map(|p| OffsetToCommit {
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: &p.committed_metadata,
+            });
+            (&t.name, partitions)
+        }),
+    );
     let commit = CommitRequest {
         group_id: req.group_id.to_string(),
         member_id: req.member_id.to_string(),
@@ -345,32 +325,119 @@ pub fn offset_commit(
         }
         c.commit_offsets(&commit, crate::util::now_ms(), log)
     });
-    let mut results = match &outcome {
-        Ok(r) => r.clone().into_iter(),
-        Err(_) => Vec::new().into_iter(),
-    };
-    let topics = plan
-        .into_iter()
+    respond(with_coordinator_results(plan, &outcome))
+}
+
+/// One partition of an OffsetCommit or a TxnOffsetCommit request.
+struct OffsetToCommit<'a> {
+    partition: i32,
+    offset: i64,
+    /// -1 in request versions without it.
+    leader_epoch: i32,
+    metadata: &'a Option<StrBytes>,
+}
+
+/// Splits a commit of `topics` into a plan of rows, with the error of
+/// each partition answered here (see [`answered_here`]) and `None` for
+/// the others, and the partitions that go to the coordinator, in request
+/// order.
+fn plan_commit<'a, P>(
+    broker: &Broker,
+    topics: impl Iterator<Item = (&'a TopicName, P)>,
+) -> (Vec<(TopicName, PartitionErrors)>, Vec<CommitPartition>)
+where
+    P: Iterator<Item = OffsetToCommit<'a>>,
+{
+    let image = broker.image();
+    let mut plan = Vec::new();
+    let mut partitions = Vec::new();
+    for (name, offsets) in topics {
+        let topic = image.topic(name.as_str());
+        let mut rows = Vec::new();
+        for o in offsets {
+            let known = topic.is_some_and(|ti| ti.partitions.contains_key(&o.partition));
+            let error = answered_here(known, o.metadata);
+            if error.is_none() {
+                partitions.push(CommitPartition {
+                    topic: name.to_string(),
+                    partition: o.partition,
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata: opt_string(o.metadata),
+                });
+            }
+            rows.push((o.partition, error));
+        }
+        plan.push((name.clone(), rows));
+    }
+    (plan, partitions)
+}
+
+/// The response topics of `plan`: `partition` makes each row's entry,
+/// `topic` each topic's.
+fn response_topics<T, P>(
+    plan: Vec<(TopicName, PartitionErrors)>,
+    partition: impl Fn(i32, Option<ResponseError>) -> P,
+    topic: impl Fn(TopicName, Vec<P>) -> T,
+) -> Vec<T> {
+    plan.into_iter()
         .map(|(name, rows)| {
-            let partitions = rows
+            topic(
+                name,
+                rows.into_iter().map(|(p, e)| partition(p, e)).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Every partition of `topics` answered with `error`.
+fn answer_all<'a>(
+    topics: impl Iterator<Item = (&'a TopicName, impl Iterator<Item = i32>)>,
+    error: ResponseError,
+) -> Vec<(TopicName, PartitionErrors)> {
+    topics
+        .map(|(name, partitions)| (name.clone(), partitions.map(|p| (p, Some(error))).collect()))
+        .collect()
+}
+
+/// The error an offset commit's partition is answered with before the
+/// coordinator sees it: UNKNOWN_TOPIC_OR_PARTITION for one the metadata
+/// does not have, OFFSET_METADATA_TOO_LARGE for metadata that would not fit
+/// an offset record; `None` for one the coordinator answers.
+fn answered_here(known: bool, metadata: &Option<StrBytes>) -> Option<ResponseError> {
+    if !known {
+        Some(ResponseError::UnknownTopicOrPartition)
+    } else if metadata.as_ref().map_or(0, |m| m.len()) > STRING_BYTES_MAX {
+        Some(ResponseError::OffsetMetadataTooLarge)
+    } else {
+        None
+    }
+}
+
+/// `plan` with its rows answered by the coordinator (`None`) filled in:
+/// with its results in request order, or with its error when it refused
+/// the whole commit.
+fn with_coordinator_results<N>(
+    plan: Vec<(N, PartitionErrors)>,
+    outcome: &Result<Vec<Option<ResponseError>>, ResponseError>,
+) -> Vec<(N, PartitionErrors)> {
+    let mut results = outcome.as_deref().unwrap_or_default().iter().copied();
+    plan.into_iter()
+        .map(|(name, rows)| {
+            let rows = rows
                 .into_iter()
                 .map(|(p, local)| {
-                    let e = match (local, &outcome) {
+                    let e = match (local, outcome) {
                         (Some(e), _) => Some(e),
                         (None, Err(e)) => Some(*e),
                         (None, Ok(_)) => results.next().flatten(),
                     };
-                    OffsetCommitResponsePartition::default()
-                        .with_partition_index(p)
-                        .with_error_code(code(e))
+                    (p, e)
                 })
                 .collect();
-            OffsetCommitResponseTopic::default()
-                .with_name(TopicName(sb(name)))
-                .with_partitions(partitions)
+            (name, rows)
         })
-        .collect();
-    OffsetCommitResponse::default().with_topics(topics)
+        .collect()
 }
 
 /// One group's offsets: (topics, group error). With `require_stable`
@@ -709,86 +776,54 @@ pub fn txn_offset_commit(
     use kafka_protocol::messages::txn_offset_commit_response::{
         TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
     };
-    let respond = |plan: Vec<(TopicName, PartitionErrors)>| {
-        let topics = plan
-            .into_iter()
-            .map(|(name, rows)| {
-                let partitions = rows
-                    .into_iter()
-                    .map(|(p, e)| {
-                        let e = match e {
-                            Some(ResponseError::CoordinatorLoadInProgress) if version < 2 => {
-                                Some(ResponseError::CoordinatorNotAvailable)
-                            }
-                            other => other,
-                        };
-                        TxnOffsetCommitResponsePartition::default()
-                            .with_partition_index(p)
-                            .with_error_code(code(e))
-                    })
-                    .collect();
+    let respond = |plan| {
+        TxnOffsetCommitResponse::default().with_topics(response_topics(
+            plan,
+            |p, e| {
+                let e = match e {
+                    Some(ResponseError::CoordinatorLoadInProgress) if version < 2 => {
+                        Some(ResponseError::CoordinatorNotAvailable)
+                    }
+                    other => other,
+                };
+                TxnOffsetCommitResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_error_code(code(e))
+            },
+            |name, partitions| {
                 TxnOffsetCommitResponseTopic::default()
                     .with_name(name)
                     .with_partitions(partitions)
-            })
-            .collect();
-        TxnOffsetCommitResponse::default().with_topics(topics)
+            },
+        ))
     };
     if !fits(&[req.group_id.as_str()]) {
         // The group id would not fit the offset records' keys.
-        let plan = req
-            .topics
-            .iter()
-            .map(|t| {
-                let rows = t
-                    .partitions
-                    .iter()
-                    .map(|p| (p.partition_index, Some(ResponseError::InvalidGroupId)))
-                    .collect();
-                (t.name.clone(), rows)
-            })
-            .collect();
-        return respond(plan);
+        return respond(answer_all(
+            req.topics
+                .iter()
+                .map(|t| (&t.name, t.partitions.iter().map(|p| p.partition_index))),
+            ResponseError::InvalidGroupId,
+        ));
     }
-    let image = broker.image();
     // Rows answered here carry their error; `None` rows take the
     // coordinator's results in request order.
-    let mut plan: Vec<(TopicName, PartitionErrors)> = Vec::new();
-    let mut partitions = Vec::new();
-    for t in &req.topics {
-        let name = t.name.to_string();
-        let topic = image.topic(&name);
-        let mut rows = Vec::new();
-        for p in &t.partitions {
-            let known = topic.is_some_and(|ti| ti.partitions.contains_key(&p.partition_index));
-            let metadata_len = p.committed_metadata.as_ref().map_or(0, |m| m.len());
-            if !known {
-                rows.push((
-                    p.partition_index,
-                    Some(ResponseError::UnknownTopicOrPartition),
-                ));
-            } else if metadata_len > STRING_BYTES_MAX {
-                rows.push((
-                    p.partition_index,
-                    Some(ResponseError::OffsetMetadataTooLarge),
-                ));
-            } else {
-                partitions.push(CommitPartition {
-                    topic: name.clone(),
-                    partition: p.partition_index,
-                    offset: p.committed_offset,
-                    leader_epoch: if version >= 2 {
-                        p.committed_leader_epoch
-                    } else {
-                        -1
-                    },
-                    metadata: opt_string(&p.committed_metadata),
-                });
-                rows.push((p.partition_index, None));
-            }
-        }
-        plan.push((t.name.clone(), rows));
-    }
+    let (plan, partitions) = plan_commit(
+        broker,
+        req.topics.iter().map(|t| {
+            let partitions = t.partitions.iter().map(|p| OffsetToCommit {
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if version >= 2 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: &p.committed_metadata,
+            });
+            (&t.name, partitions)
+        }),
+    );
     if partitions.is_empty() {
         return respond(plan);
     }
@@ -803,26 +838,5 @@ pub fn txn_offset_commit(
         partitions,
     };
     let outcome = broker.groups.txn_offset_commit(&broker.replicas, &commit);
-    let mut results = match &outcome {
-        Ok(r) => r.clone().into_iter(),
-        Err(_) => Vec::new().into_iter(),
-    };
-    let plan = plan
-        .into_iter()
-        .map(|(name, rows)| {
-            let rows = rows
-                .into_iter()
-                .map(|(p, local)| {
-                    let e = match (local, &outcome) {
-                        (Some(e), _) => Some(e),
-                        (None, Err(e)) => Some(*e),
-                        (None, Ok(_)) => results.next().flatten(),
-                    };
-                    (p, e)
-                })
-                .collect();
-            (name, rows)
-        })
-        .collect();
-    respond(plan)
+    respond(with_coordinator_results(plan, &outcome))
 }
