@@ -280,32 +280,25 @@ pub fn offset_commit(
             },
         ))
     };
-    if !fits(&[req.group_id.as_str()]) {
-        return respond(answer_all(
-            req.topics
-                .iter()
-                .map(|t| (&t.name, t.partitions.iter().map(|p| p.partition_index))),
-            ResponseError::InvalidGroupId,
-        ));
-    }
     // Partitions of unknown topics are answered here; the rest go to the
     // coordinator in request order.
-    let (plan, partitions) = plan_commit(
-        broker,
-        req.topics.iter().map(|t| {
-            let partitions = t.partitions.iter().map(|p| OffsetToCommit {
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: if version >= 6 {
-                    p.committed_leader_epoch
-                } else {
-                    -1
-                },
-                metadata: &p.committed_metadata,
-            });
-            (&t.name, partitions)
-        }),
-    );
+    let offsets = req.topics.iter().map(|t| {
+        let partitions = t.partitions.iter().map(|p| OffsetToCommit {
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: if version >= 6 {
+                p.committed_leader_epoch
+            } else {
+                -1
+            },
+            metadata: &p.committed_metadata,
+        });
+        (&t.name, partitions)
+    });
+    let (plan, partitions) = match plan_commit(broker, req.group_id.as_str(), offsets) {
+        Ok(planned) => planned,
+        Err(refused) => return respond(refused),
+    };
     let commit = CommitRequest {
         group_id: req.group_id.to_string(),
         member_id: req.member_id.to_string(),
@@ -337,17 +330,32 @@ struct OffsetToCommit<'a> {
     metadata: &'a Option<StrBytes>,
 }
 
-/// Splits a commit of `topics` into a plan of rows, with the error of
-/// each partition answered here (see [`answered_here`]) and `None` for
-/// the others, and the partitions that go to the coordinator, in request
-/// order.
+/// A commit's rows, one per partition by topic, in request order.
+type CommitPlan = Vec<(TopicName, PartitionErrors)>;
+
+/// Splits a commit of `topics` for `group_id` into a plan of rows, with
+/// the error of each partition answered here (see [`answered_here`]) and
+/// `None` for the others, and the partitions that go to the coordinator,
+/// in request order. `Err` has every partition answered INVALID_GROUP_ID:
+/// the group id would not fit the offset records' keys.
 fn plan_commit<'a, P>(
     broker: &Broker,
+    group_id: &str,
     topics: impl Iterator<Item = (&'a TopicName, P)>,
-) -> (Vec<(TopicName, PartitionErrors)>, Vec<CommitPartition>)
+) -> Result<(CommitPlan, Vec<CommitPartition>), CommitPlan>
 where
     P: Iterator<Item = OffsetToCommit<'a>>,
 {
+    if !fits(&[group_id]) {
+        return Err(topics
+            .map(|(name, offsets)| {
+                let rows = offsets
+                    .map(|o| (o.partition, Some(ResponseError::InvalidGroupId)))
+                    .collect();
+                (name.clone(), rows)
+            })
+            .collect());
+    }
     let image = broker.image();
     let mut plan = Vec::new();
     let mut partitions = Vec::new();
@@ -370,13 +378,13 @@ where
         }
         plan.push((name.clone(), rows));
     }
-    (plan, partitions)
+    Ok((plan, partitions))
 }
 
 /// The response topics of `plan`: `partition` makes each row's entry,
 /// `topic` each topic's.
 fn response_topics<T, P>(
-    plan: Vec<(TopicName, PartitionErrors)>,
+    plan: CommitPlan,
     partition: impl Fn(i32, Option<ResponseError>) -> P,
     topic: impl Fn(TopicName, Vec<P>) -> T,
 ) -> Vec<T> {
@@ -387,16 +395,6 @@ fn response_topics<T, P>(
                 rows.into_iter().map(|(p, e)| partition(p, e)).collect(),
             )
         })
-        .collect()
-}
-
-/// Every partition of `topics` answered with `error`.
-fn answer_all<'a>(
-    topics: impl Iterator<Item = (&'a TopicName, impl Iterator<Item = i32>)>,
-    error: ResponseError,
-) -> Vec<(TopicName, PartitionErrors)> {
-    topics
-        .map(|(name, partitions)| (name.clone(), partitions.map(|p| (p, Some(error))).collect()))
         .collect()
 }
 
@@ -417,10 +415,10 @@ fn answered_here(known: bool, metadata: &Option<StrBytes>) -> Option<ResponseErr
 /// `plan` with its rows answered by the coordinator (`None`) filled in:
 /// with its results in request order, or with its error when it refused
 /// the whole commit.
-fn with_coordinator_results<N>(
-    plan: Vec<(N, PartitionErrors)>,
+fn with_coordinator_results(
+    plan: CommitPlan,
     outcome: &Result<Vec<Option<ResponseError>>, ResponseError>,
-) -> Vec<(N, PartitionErrors)> {
+) -> CommitPlan {
     let mut results = outcome.as_deref().unwrap_or_default().iter().copied();
     plan.into_iter()
         .map(|(name, rows)| {
@@ -797,33 +795,25 @@ pub fn txn_offset_commit(
             },
         ))
     };
-    if !fits(&[req.group_id.as_str()]) {
-        // The group id would not fit the offset records' keys.
-        return respond(answer_all(
-            req.topics
-                .iter()
-                .map(|t| (&t.name, t.partitions.iter().map(|p| p.partition_index))),
-            ResponseError::InvalidGroupId,
-        ));
-    }
     // Rows answered here carry their error; `None` rows take the
     // coordinator's results in request order.
-    let (plan, partitions) = plan_commit(
-        broker,
-        req.topics.iter().map(|t| {
-            let partitions = t.partitions.iter().map(|p| OffsetToCommit {
-                partition: p.partition_index,
-                offset: p.committed_offset,
-                leader_epoch: if version >= 2 {
-                    p.committed_leader_epoch
-                } else {
-                    -1
-                },
-                metadata: &p.committed_metadata,
-            });
-            (&t.name, partitions)
-        }),
-    );
+    let offsets = req.topics.iter().map(|t| {
+        let partitions = t.partitions.iter().map(|p| OffsetToCommit {
+            partition: p.partition_index,
+            offset: p.committed_offset,
+            leader_epoch: if version >= 2 {
+                p.committed_leader_epoch
+            } else {
+                -1
+            },
+            metadata: &p.committed_metadata,
+        });
+        (&t.name, partitions)
+    });
+    let (plan, partitions) = match plan_commit(broker, req.group_id.as_str(), offsets) {
+        Ok(planned) => planned,
+        Err(refused) => return respond(refused),
+    };
     if partitions.is_empty() {
         return respond(plan);
     }
