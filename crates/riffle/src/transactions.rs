@@ -542,6 +542,24 @@ mod tests {
     use crate::admin::NOT_LEADER_OR_FOLLOWER;
     use kafka_protocol::messages::describe_transactions_response::TopicData;
 
+    /// The cells of every line of a table, blank cells left out.
+    fn table_cells(text: &str) -> Vec<Vec<&str>> {
+        text.lines()
+            .map(|l| {
+                l.split('\t')
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The cells of the first row after the header, blank ones kept.
+    fn first_row(text: &str) -> Vec<&str> {
+        let row = text.lines().nth(1).expect("a row after the header");
+        row.split('\t').map(str::trim).collect()
+    }
+
     fn listed(id: &str, pid: i64, state: &str) -> list_transactions_response::TransactionState {
         list_transactions_response::TransactionState::default()
             .with_transactional_id(TransactionalId(str_bytes(id)))
@@ -567,17 +585,8 @@ mod tests {
             ],
         ));
         let text = format_list(&rows);
-        let lines: Vec<Vec<&str>> = text
-            .lines()
-            .map(|l| {
-                l.split('\t')
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .collect()
-            })
-            .collect();
         assert_eq!(
-            lines,
+            table_cells(&text),
             vec![
                 vec![
                     "TransactionalId",
@@ -612,15 +621,8 @@ mod tests {
         let d = transaction_description(5, &t).unwrap();
         assert_eq!(d.partitions, ["audit-1", "out-0", "out-2"]);
         let text = format_description(&d, 4_500);
-        let row: Vec<&str> = text
-            .lines()
-            .nth(1)
-            .unwrap()
-            .split('\t')
-            .map(str::trim)
-            .collect();
         assert_eq!(
-            row,
+            first_row(&text),
             [
                 "5",
                 "app-1",
@@ -642,15 +644,8 @@ mod tests {
             .with_transaction_start_time_ms(-1)
             .with_topics(vec![]);
         let text = format_description(&transaction_description(5, &idle).unwrap(), 4_500);
-        let row: Vec<&str> = text
-            .lines()
-            .nth(1)
-            .unwrap()
-            .split('\t')
-            .map(str::trim)
-            .collect();
         assert_eq!(
-            row,
+            first_row(&text),
             ["5", "app-1", "42", "3", "Empty", "60000", "None", "None", "", ""]
         );
 
@@ -671,17 +666,8 @@ mod tests {
                 .with_current_txn_start_offset(start)
         };
         let text = format_producers(&[p(7, -1), p(8, 120)]);
-        let rows: Vec<Vec<&str>> = text
-            .lines()
-            .map(|l| {
-                l.split('\t')
-                    .map(str::trim)
-                    .filter(|c| !c.is_empty())
-                    .collect()
-            })
-            .collect();
         assert_eq!(
-            rows,
+            table_cells(&text),
             vec![
                 vec![
                     "ProducerId",

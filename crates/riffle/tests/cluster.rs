@@ -979,17 +979,21 @@ fn a_transaction_over_several_nodes_gets_its_markers_on_every_partition() {
             },
         );
     }
-    // As in Kafka, a completed transaction lists no partitions.
-    wait_for(
-        "the coordinator to complete the commit",
-        &cluster,
-        || match describe_txn(&cluster, at)? {
-            (s, ..) if s == "PrepareCommit" => Err(s),
+    // The coordinator moves from the prepared state to the complete one;
+    // as in Kafka, a completed transaction lists no partitions.
+    let wait_until_complete = |what: &str, prepared: &str, complete: &str| {
+        wait_for(what, &cluster, || match describe_txn(&cluster, at)? {
+            (s, ..) if s == prepared => Err(s),
             d => {
-                assert_eq!(d, ("CompleteCommit".to_string(), pid, epoch, vec![]));
+                assert_eq!(d, (complete.to_string(), pid, epoch, vec![]));
                 Ok(())
             }
-        },
+        })
+    };
+    wait_until_complete(
+        "the coordinator to complete the commit",
+        "PrepareCommit",
+        "CompleteCommit",
     );
 
     // The second transaction: on the same partitions, with records in all
@@ -1020,16 +1024,10 @@ fn a_transaction_over_several_nodes_gets_its_markers_on_every_partition() {
         assert_eq!(values(&visible(&rc)), committed[&p], "partition {p}");
     }
     assert_eq!(end_txn(&cluster, at, producer, false), 0);
-    wait_for(
+    wait_until_complete(
         "the coordinator to complete the abort",
-        &cluster,
-        || match describe_txn(&cluster, at)? {
-            (s, ..) if s == "PrepareAbort" => Err(s),
-            d => {
-                assert_eq!(d, ("CompleteAbort".to_string(), pid, epoch, vec![]));
-                Ok(())
-            }
-        },
+        "PrepareAbort",
+        "CompleteAbort",
     );
     // Kafka completes a transaction only once every leader has acknowledged
     // its marker, written with acks=all: each partition is stable already.
