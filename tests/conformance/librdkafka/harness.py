@@ -244,19 +244,37 @@ class Result:
     log_path: Path
 
 
+_prefix_lock = threading.Lock()
+_prefix_next = 0
+
+
+def next_prefix() -> int:
+    global _prefix_next
+    with _prefix_lock:
+        _prefix_next += 1
+        return _prefix_next
+
+
 def run_one(sel: Selected, rnd: int, args, broker: Broker, conf_path: Path, rundir: Path) -> Result:
     name = sel.slug + (f".r{rnd}" if args.repeat > 1 else "")
     workdir = rundir / "tests" / name
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "test.log"
     report_path = workdir / "report.json"
+    # Each runner gets its own topic prefix. librdkafka seeds rand() with the
+    # millisecond of the current second when a process creates its first
+    # client (enable.random.seed), so runners started in the same
+    # millisecond draw the same "random" topic and group names, and their
+    # consumers end up in each other's groups.
+    test_conf = workdir / "test.conf"
+    test_conf.write_text(conf_path.read_text() + f"test.topic.prefix=rdkafkatest_{next_prefix()}\n")
     tests_dir = args.librdkafka / "tests"
     env = {k: v for k, v in os.environ.items() if k not in ("CI", "TESTS", "SUBTESTS", "TESTS_SKIP")}
     env.update({
         "TESTS": sel.num,
         "TEST_KAFKA_VERSION": KAFKA_VERSION,
         "TEST_SCENARIO": "default",
-        "RDKAFKA_TEST_CONF": str(conf_path),
+        "RDKAFKA_TEST_CONF": str(test_conf),
         "TEST_REPORT": str(report_path),
         "BROKERS": broker.bootstrap,
         "LD_LIBRARY_PATH": f"{args.librdkafka / 'src'}:{args.librdkafka / 'src-cpp'}",
@@ -355,6 +373,8 @@ def main() -> int:
     p.add_argument("-P", dest="idempotent", action="store_true",
                    help="with explicit test numbers: run them with enable.idempotence=true (the suite's -P)")
     p.add_argument("--full", action="store_true", help="with explicit test numbers: run them without -Q")
+    p.add_argument("--allowlist", type=Path, default=ALLOWLIST,
+                   help="run the entries of this file (allowlist format) instead of ./allowlist")
     p.add_argument("--repeat", type=int, default=1, help="run the selection this many times (same broker)")
     p.add_argument("--jobs", type=int, default=int(os.environ.get("RIFFLE_CONFORMANCE_JOBS", "3")),
                    help="test-runner processes at once (default 3, or RIFFLE_CONFORMANCE_JOBS)")
@@ -371,7 +391,7 @@ def main() -> int:
         flags = (["-P"] if args.idempotent else []) + (["full"] if args.full else [])
         selection = [Selected(t, list(flags), args.subtests) for t in args.tests]
     else:
-        selection = read_allowlist(ALLOWLIST)
+        selection = read_allowlist(args.allowlist)
     if not selection:
         print("nothing selected")
         return 1
