@@ -130,8 +130,13 @@ def transactions_in(batches: list[Batch], where: str) -> list[tuple[int, int, in
 
     Checks on the way that transactional data is only ever followed by its
     producer's marker, that a marker has data before it, and that no
-    transaction is left open."""
+    transaction is left open. A marker repeating its producer's previous
+    decision with no data in between is the same transaction's marker
+    written again: a coordinator that stopped after writing the markers but
+    before storing CompleteCommit/CompleteAbort writes them again when it
+    reloads the transaction, as Kafka's does; it is skipped."""
     open_txns: dict[int, list[int]] = {}
+    last_kind: dict[int, int] = {}
     out = []
     for bt in batches:
         if bt.is_control:
@@ -140,7 +145,10 @@ def transactions_in(batches: list[Batch], where: str) -> list[tuple[int, int, in
             kind = bt.control_type()
             assert kind in (0, 1), f"{where}: unknown control record type in {bt}"
             offsets = open_txns.pop(bt.producer_id, None)
+            if offsets is None and last_kind.get(bt.producer_id) == kind:
+                continue
             assert offsets, f"{where}: marker {bt} ends no transaction of producer {bt.producer_id}"
+            last_kind[bt.producer_id] = kind
             out.append((bt.producer_id, kind, offsets[0], offsets))
         elif bt.is_transactional:
             open_txns.setdefault(bt.producer_id, []).extend(o for o, _, _ in bt.records)
