@@ -273,7 +273,7 @@ def run_one(sel: Selected, rnd: int, args, broker: Broker, conf_path: Path, rund
     env.update({
         "TESTS": sel.num,
         "TEST_KAFKA_VERSION": KAFKA_VERSION,
-        "TEST_SCENARIO": "default",
+        "TEST_SCENARIO": args.scenario,
         "RDKAFKA_TEST_CONF": str(test_conf),
         "TEST_REPORT": str(report_path),
         "BROKERS": broker.bootstrap,
@@ -381,6 +381,8 @@ def main() -> int:
     p.add_argument("--subtests", help="with explicit test numbers: the runner's SUBTESTS filter")
     p.add_argument("--runner-arg", action="append", default=[], help="extra test-runner argument")
     p.add_argument("--broker-override", action="append", default=[], help="extra riffle --override key=value")
+    p.add_argument("--scenario", choices=["default", "noautocreate"], default="default",
+                   help="the suite's test scenario; noautocreate also turns auto.create.topics.enable off")
     p.add_argument("--keep", action="store_true", help="keep the run directory even if everything passed")
     p.add_argument("--timings", type=Path,
                    help="JSON file of each entry's last duration: the slowest start first (read and updated)")
@@ -398,7 +400,16 @@ def main() -> int:
 
     rundir = Path(tempfile.mkdtemp(prefix="riffle-librdkafka-"))
     print(f"run directory: {rundir}")
-    broker = Broker(args.riffle, rundir / "broker", args.broker_override)
+    # Each runner works in rundir/tests/<entry>; the suite expects to run in
+    # librdkafka's tests/ directory and reaches ../src (0053 reads
+    # ../src/statistics_schema.json), so ../src leads there too.
+    (rundir / "tests").mkdir()
+    for name in ("src", "src-cpp"):
+        (rundir / "tests" / name).symlink_to(args.librdkafka / name)
+    overrides = list(args.broker_override)
+    if args.scenario == "noautocreate":
+        overrides.append("auto.create.topics.enable=false")
+    broker = Broker(args.riffle, rundir / "broker", overrides)
     broker.workdir.mkdir(parents=True)
     t0 = time.monotonic()
     try:
