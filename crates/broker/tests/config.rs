@@ -605,6 +605,16 @@ fn dynamic_broker_config_validation() {
     assert!(e.contains("listeners"), "{e}");
     let e = validate_dynamic_broker_config("bogus.key", "1").expect_err("unknown");
     assert!(e.contains("bogus.key"), "{e}");
+    // Kafka's per-broker dynamic SASL settings are accepted and validated
+    // even though Riffle does not serve SASL (librdkafka's 0081 sets one).
+    validate_dynamic_broker_config("sasl.kerberos.min.time.before.relogin", "58000")
+        .expect("dynamic SASL setting");
+    validate_dynamic_broker_config("sasl.login.refresh.window.factor", "0.5").expect("fraction");
+    let e = validate_dynamic_broker_config("sasl.login.refresh.window.factor", "2")
+        .expect_err("out of range");
+    assert!(e.contains("sasl.login.refresh.window.factor"), "{e}");
+    let sensitive = config_def("sasl.jaas.config").expect("defined");
+    assert_eq!(sensitive.kind, riffle_broker::config::ConfigKind::Password);
 }
 
 #[test]
