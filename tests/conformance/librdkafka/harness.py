@@ -9,15 +9,18 @@ calls this with their paths. This script:
 2. writes test.conf the way the suite's own harness (LibrdkafkaTestApp.py)
    does for an external cluster;
 3. runs each selected test in its own `test-runner -Q -L -E` process (a few
-   at a time, all against the same broker, as the suite runs them), each
-   with its own log and JSON report;
+   at a time, slowest first, all against the same broker, as the suite runs
+   them), each with its own directory, test.conf (a topic prefix of its
+   own), log and JSON report;
 4. prints a summary and exits 0 only if every selected test passed and the
    broker stayed up and stopped cleanly on SIGTERM.
 
 A selected test passes when its runner exits 0 and its report marks at least
 one of the test's entries PASSED and none FAILED. A test that the runner
-skips (for example because its number matched only a local variant) counts
-as a failure: an allowlisted test that runs nothing checks nothing.
+skips (for example because its number matched only a local variant), or
+that reports PASSED in under half a millisecond (what -Q does to a test whose
+sub-tests are all non-quick), counts as a failure: an allowlisted test that
+runs nothing checks nothing.
 """
 
 from __future__ import annotations
