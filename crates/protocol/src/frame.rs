@@ -4,10 +4,13 @@ use bytes::BytesMut;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-/// How much buffer a frame may grow by per read. A client announcing a
-/// large (allowed) frame and then sending slowly holds only what it has
-/// really sent.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// The most buffer a frame gets before its bytes arrive. A larger frame's
+/// buffer then doubles with what has really been received, so a client
+/// announcing a large (allowed) frame and sending slowly holds at most twice
+/// what it has sent. 1 MiB covers a produce request of one full batch at
+/// Kafka's default `message.max.bytes` in one allocation, with no copies
+/// while it grows.
+const UPFRONT_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug, Error)]
 pub enum FrameError {
@@ -53,10 +56,12 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             max_bytes,
         });
     }
-    let mut buf = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
+    let mut buf = BytesMut::with_capacity(size.min(UPFRONT_BYTES));
     while buf.len() < size {
-        let want = (size - buf.len()).min(READ_CHUNK_BYTES);
-        buf.reserve(want);
+        if buf.capacity() == buf.len() {
+            buf.reserve(buf.len().min(size - buf.len()));
+        }
+        let want = size - buf.len();
         let n = (&mut *reader).take(want as u64).read_buf(&mut buf).await?;
         if n == 0 {
             return Err(FrameError::Truncated {
@@ -90,6 +95,22 @@ mod tests {
             assert!(read_frame(&mut data, 10).await.unwrap().unwrap().is_empty());
             assert_eq!(&read_frame(&mut data, 10).await.unwrap().unwrap()[..], &[9]);
             assert!(read_frame(&mut data, 10).await.unwrap().is_none());
+        });
+    }
+
+    #[test]
+    fn frames_larger_than_the_upfront_buffer_grow_to_their_size() {
+        let size = 3 * UPFRONT_BYTES + 17;
+        let mut data = (size as i32).to_be_bytes().to_vec();
+        data.extend((0..size).map(|i| (i % 251) as u8));
+        let mut reader = &data[..];
+        block_on(async {
+            let frame = read_frame(&mut reader, 4 * UPFRONT_BYTES)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(&frame[..], &data[4..]);
+            assert!(frame.capacity() < 2 * size);
         });
     }
 
