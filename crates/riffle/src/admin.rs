@@ -1,5 +1,5 @@
 //! The cluster as one operator command (`riffle groups`, `riffle
-//! transactions`) sees it: the `--bootstrap-server` and `--timeout-ms`
+//! transactions`, `riffle topics`) sees it: the `--bootstrap-server` and `--timeout-ms`
 //! options, connections to brokers opened when first needed, and the
 //! deadline of the whole command, within which coordinator and leader
 //! errors are retried with a growing backoff.
@@ -323,17 +323,27 @@ impl Admin {
     /// Metadata for `topics` (none: only the brokers), which also tells
     /// where each broker is.
     pub async fn metadata(&mut self, topics: &[&str]) -> anyhow::Result<MetadataResponse> {
+        self.metadata_of(Some(topics)).await
+    }
+
+    /// Metadata for every topic (a null topic list), which also tells
+    /// where each broker is.
+    pub async fn metadata_all_topics(&mut self) -> anyhow::Result<MetadataResponse> {
+        self.metadata_of(None).await
+    }
+
+    async fn metadata_of(&mut self, topics: Option<&[&str]>) -> anyhow::Result<MetadataResponse> {
         let conn = self.bootstrap().await?;
         let version = conn.version_for(ApiKey::Metadata, (1, MetadataRequest::VERSIONS.max))?;
-        let mut request = MetadataRequest::default().with_topics(Some(
+        let mut request = MetadataRequest::default().with_topics(topics.map(|topics| {
             topics
                 .iter()
                 .map(|t| {
                     metadata_request::MetadataRequestTopic::default()
                         .with_name(Some(TopicName(str_bytes(t))))
                 })
-                .collect(),
-        ));
+                .collect()
+        }));
         if version >= 4 {
             request = request.with_allow_auto_topic_creation(false);
         }

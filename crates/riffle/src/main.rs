@@ -12,6 +12,7 @@ mod groups;
 mod quorum;
 mod server;
 mod storage;
+mod topics;
 mod transactions;
 
 #[derive(Debug, Parser)]
@@ -75,6 +76,9 @@ enum Command {
     /// List and describe transactions and the producers of a partition,
     /// like Kafka's kafka-transactions.
     Transactions(transactions::Args),
+    /// Create, delete, list and describe topics, like Kafka's
+    /// kafka-topics.
+    Topics(topics::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +193,7 @@ fn main() -> ExitCode {
         }
         Command::Groups(args) => groups::run(args, out),
         Command::Transactions(args) => transactions::run(args, out),
+        Command::Topics(args) => topics::run(args, out),
     };
     match result {
         Ok(code) => code,
