@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -611,3 +612,11 @@ def ck_group_member_main(conf_json: str, topics_json: str) -> None:
     except Exception as e:  # noqa: BLE001 - reported to the test, which decides
         emit(event="close_error", str=str(e))
     emit(event="closed")
+
+
+def stored_codecs(riffle_bin: Path, data_dir: Path, topic: str, partition: int = 0) -> set[str]:
+    """The compression codecs of the batches stored for a partition, as
+    `riffle dump-log` reads them from its segment files."""
+    out = subprocess.run([str(riffle_bin), "dump-log", str(Path(data_dir) / f"{topic}-{partition}")],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    return set(re.findall(r"compresscodec: (\S+)", out))

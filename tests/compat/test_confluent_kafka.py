@@ -15,7 +15,7 @@ from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResourc
                                    NewPartitions, NewTopic, OffsetSpec, ResourceType)
 
 from helpers import (ADMIN_TIMEOUT_S, ck_admin, ck_consumer, ck_producer, consume, create_topic,
-                     produce_all, topic_partitions, unique_topic, wait_for, wait_topic_ready,
+                     produce_all, stored_codecs, topic_partitions, unique_topic, wait_for, wait_topic_ready,
                      watermarks)
 
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
@@ -31,7 +31,7 @@ def error_code(exc: BaseException) -> int:
 
 
 @pytest.mark.parametrize("codec", CODECS)
-def test_produce_consume_codec_keys_headers_timestamps(broker, codec):
+def test_produce_consume_codec_keys_headers_timestamps(broker, riffle_bin, codec):
     topic = unique_topic(f"ck-{codec}")
     create_topic(broker.bootstrap, topic)
     p = ck_producer(broker.bootstrap, **{"compression.type": codec, "acks": "all", "linger.ms": 20})
@@ -48,6 +48,7 @@ def test_produce_consume_codec_keys_headers_timestamps(broker, codec):
     messages.append({"key": None, "value": b"", "timestamp": BASE_TS_MS + 999})
     delivered = produce_all(p, topic, messages)
     assert sorted(m.offset() for m in delivered) == list(range(len(messages)))
+    assert stored_codecs(riffle_bin, broker.data_dir, topic) == {codec}
 
     got = consume(broker.bootstrap, topic, len(messages))
     for i, (sent, msg) in enumerate(zip(messages, got)):

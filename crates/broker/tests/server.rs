@@ -23,8 +23,10 @@ async fn api_versions_lists_served_apis_and_answers_unknown_versions_with_v0() {
         .send(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default())
         .await;
     assert_eq!(r.error_code, 0);
+    // Produce is advertised from v0 (KAFKA-18659: librdkafka before 2.8
+    // compresses only if the broker lists Produce v0) but served from v3.
     let produce = r.api_keys.iter().find(|k| k.api_key == 0).unwrap();
-    assert_eq!((produce.min_version, produce.max_version), (3, 12));
+    assert_eq!((produce.min_version, produce.max_version), (0, 12));
     // The classic group APIs and transactions (version 1) are served; the
     // KIP-848 consumer protocol is not, and is not advertised, nor are the
     // transaction-version-2 versions of EndTxn and TxnOffsetCommit.
@@ -65,6 +67,22 @@ async fn api_versions_lists_served_apis_and_answers_unknown_versions_with_v0() {
     let r = ApiVersionsResponse::decode(&mut raw, 0).unwrap();
     assert_eq!(r.error_code, code(ResponseError::UnsupportedVersion));
     assert!(r.api_keys.iter().any(|k| k.api_key == 18));
+
+    // A Produce v2 request is not served: the connection is closed, as
+    // Kafka 4.0 closes it, and nothing is appended.
+    let mut f = BytesMut::new();
+    f.put_i32(0);
+    f.put_i16(0); // Produce
+    f.put_i16(2);
+    f.put_i32(100); // correlation id
+    f.put_i16(-1); // null client id
+    f.put_i16(1); // acks
+    f.put_i32(1000); // timeout
+    f.put_i32(0); // no topics
+    let size = (f.len() - 4) as i32;
+    f[..4].copy_from_slice(&size.to_be_bytes());
+    c.stream.write_all(&f).await.unwrap();
+    assert!(closed_by_server(&mut c.stream).await);
     server.shutdown().await.unwrap();
 }
 

@@ -148,6 +148,13 @@ pub fn api_versions_body(error_code: i16, _version: i16) -> ApiVersionsResponse 
 }
 
 /// The ApiVersions body listing the APIs of `table`.
+///
+/// Produce is advertised from v0 although only v3 and later are served
+/// (a v0-v2 request fails to decode and closes the connection), as Kafka
+/// 4.0 does since KAFKA-18659: librdkafka before 2.8 checks for Produce v0
+/// before it compresses a batch and, without it, silently sends every batch
+/// uncompressed. Clients pick the highest common version, so none is led to
+/// send v0-v2.
 pub fn api_versions_body_for(table: &[ApiRange], error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(error_code)
@@ -155,9 +162,14 @@ pub fn api_versions_body_for(table: &[ApiRange], error_code: i16) -> ApiVersions
             table
                 .iter()
                 .map(|r| {
+                    let min_version = if r.api_key == ApiKey::Produce {
+                        0
+                    } else {
+                        r.min_version
+                    };
                     ApiVersion::default()
                         .with_api_key(r.api_key as i16)
-                        .with_min_version(r.min_version)
+                        .with_min_version(min_version)
                         .with_max_version(r.max_version)
                 })
                 .collect(),
