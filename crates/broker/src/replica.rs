@@ -2,8 +2,8 @@
 //!
 //! Each log directory is one [`LogDir`] behind a mutex. The lock is held
 //! for index lookups and the append `write`, never while fetched bytes are
-//! copied out: a read returns a [`riffle_log::FileSlice`] and the copy
-//! happens after the lock is released.
+//! copied out: a read returns a [`riffle_log::FileSlice`] and the copy (or
+//! for a fetch, the `sendfile`) happens after the lock is released.
 //!
 //! With one node every partition has a single replica, so the high
 //! watermark is the log end offset and acks=all completes with the local
@@ -16,7 +16,7 @@ use std::sync::{Mutex, MutexGuard, RwLock};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use riffle_log::{
-    AbortedTxn, AppendInfo, Log, LogConfig, LogDir, ProducerView, TimestampAndOffset,
+    AbortedTxn, AppendInfo, FileSlice, Log, LogConfig, LogDir, ProducerView, TimestampAndOffset,
     TopicPartition, TxnMarker,
 };
 use riffle_metadata::{MetadataDelta, MetadataImage};
@@ -78,6 +78,16 @@ pub struct ReadResult {
     pub records: Bytes,
     /// For a read_committed read: the aborted transactions overlapping the
     /// records returned, so the consumer can drop their batches.
+    pub aborted: Option<Vec<AbortedTxn>>,
+}
+
+/// A read that leaves the records in their segment file.
+#[derive(Debug)]
+pub struct SliceRead {
+    pub high_watermark: i64,
+    pub last_stable_offset: i64,
+    pub log_start_offset: i64,
+    pub slice: Option<FileSlice>,
     pub aborted: Option<Vec<AbortedTxn>>,
 }
 
@@ -457,6 +467,33 @@ impl ReplicaManager {
         min_one: bool,
         read_committed: bool,
     ) -> Result<ReadResult, PartitionError> {
+        let r = self.read_slice(tp, offset, max_bytes, min_one, read_committed)?;
+        let records = match r.slice {
+            Some(slice) => Bytes::from(slice.read_to_vec().map_err(|e| {
+                PartitionError::with_message(ResponseError::KafkaStorageError, e.to_string())
+            })?),
+            None => Bytes::new(),
+        };
+        Ok(ReadResult {
+            high_watermark: r.high_watermark,
+            last_stable_offset: r.last_stable_offset,
+            log_start_offset: r.log_start_offset,
+            records,
+            aborted: r.aborted,
+        })
+    }
+
+    /// [`Self::read_isolated`] without copying the records: the region of
+    /// the segment file that holds them, for the fetch path to send with
+    /// `sendfile`.
+    pub fn read_slice(
+        &self,
+        tp: &TopicPartition,
+        offset: i64,
+        max_bytes: u64,
+        min_one: bool,
+        read_committed: bool,
+    ) -> Result<SliceRead, PartitionError> {
         let (slice, hw, lso, start, aborted) = self.with_leader_log(tp, |log, _| {
             let hw = log.log_end_offset();
             let lso = log.last_stable_offset(hw);
@@ -470,17 +507,11 @@ impl ReplicaManager {
             };
             Ok((slice, hw, lso, start, aborted))
         })?;
-        let records = match slice {
-            Some(slice) => Bytes::from(slice.read_to_vec().map_err(|e| {
-                PartitionError::with_message(ResponseError::KafkaStorageError, e.to_string())
-            })?),
-            None => Bytes::new(),
-        };
-        Ok(ReadResult {
+        Ok(SliceRead {
             high_watermark: hw,
             last_stable_offset: lso,
             log_start_offset: start,
-            records,
+            slice,
             aborted,
         })
     }

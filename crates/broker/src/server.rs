@@ -2,25 +2,28 @@
 //!
 //! One task per connection reads frames, handles each request and writes
 //! its response before reading the next, so pipelined requests are
-//! answered in order (Kafka mutes a channel the same way). Limits:
+//! answered in order (Kafka mutes a channel the same way). Fetched records
+//! go from the segment files to the socket with `sendfile`. Limits:
 //! `socket.request.max.bytes` before any allocation, `connections.max.idle.ms`
 //! between requests, `max.connections` and `max.connections.per.ip` at
 //! accept.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::ResponseError;
 use riffle_protocol::request::{decode_request_for, DecodeError};
-use riffle_protocol::response::{encode_response, Response};
+use riffle_protocol::response::{encode_response_with_regions, Response};
+use riffle_protocol::zero_copy::{EncodedResponse, FileRegion, FileRegions};
 use riffle_protocol::{read_frame, FrameError};
 use riffle_protocol::{CONTROLLER_APIS, SUPPORTED_APIS};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -439,7 +442,9 @@ async fn serve_connection(
                 let correlation_id = request.correlation_id();
                 let handled = match (ctx.kind, node.broker.get()) {
                     (ListenerKind::Controller, _) => {
-                        handlers::controller::handle(&node, &ctx, request).await
+                        handlers::controller::handle(&node, &ctx, request)
+                            .await
+                            .map(|r| r.map(|r| (r, FileRegions::default())))
                     }
                     (ListenerKind::Broker, Some(broker)) => {
                         handlers::handle(broker, &ctx, request).await
@@ -447,29 +452,31 @@ async fn serve_connection(
                     (ListenerKind::Broker, None) => Err("the broker is not started yet".into()),
                 };
                 match handled {
-                    Ok(r) => r.map(|r| (correlation_id, version, r)),
+                    Ok(r) => r.map(|(r, regions)| (correlation_id, version, r, regions)),
                     Err(reason) => break Close::Refused(reason),
                 }
             }
             Err(e) => match error_response(&e) {
                 Some((correlation_id, version, response)) => {
                     debug!(%peer, "answering an undecodable request with an error: {e}");
-                    Some((correlation_id, version, response))
+                    Some((correlation_id, version, response, FileRegions::default()))
                 }
                 None => break Close::Decode(e),
             },
         };
-        let Some((correlation_id, version, response)) = answer else {
+        let Some((correlation_id, version, response, regions)) = answer else {
             continue; // acks=0 produce: no response.
         };
-        let bytes: Bytes = match encode_response(correlation_id, version, &response) {
-            Ok(b) => b,
-            Err(e) => break Close::Encode(format!("{e:#}")),
-        };
+        let encoded =
+            match encode_response_with_regions(correlation_id, version, &response, &regions) {
+                Ok(e) => e,
+                Err(e) => break Close::Encode(format!("{e:#}")),
+            };
+        drop(response);
         // A client that stops reading must not hold the connection (or
         // shutdown) forever: the write gets the idle timeout too.
         // At shutdown a response being written gets a short grace period.
-        let write = tokio::time::timeout(idle, writer.write_all(&bytes));
+        let write = tokio::time::timeout(idle, write_response(&mut writer, &encoded));
         tokio::pin!(write);
         let written = tokio::select! {
             w = &mut write => w,
@@ -501,6 +508,68 @@ async fn serve_connection(
         Close::Encode(e) => warn!(%peer, "closing connection: cannot encode the response: {e}"),
     }
     let _ = writer.shutdown().await;
+}
+
+/// Writes an encoded response: its inline bytes, and the file regions
+/// between them with `sendfile`, from the page cache to the socket without
+/// a copy through this process. A region that comes up short (its log was
+/// truncated under the fetch) fails the write, and the connection is
+/// closed: the frame's size was already sent.
+async fn write_response(writer: &mut OwnedWriteHalf, encoded: &EncodedResponse) -> io::Result<()> {
+    let mut at = 0;
+    for (hole, region) in &encoded.holes {
+        writer.write_all(&encoded.inline[at..*hole]).await?;
+        send_region(writer.as_ref(), region).await?;
+        at = *hole;
+    }
+    writer.write_all(&encoded.inline[at..]).await
+}
+
+#[cfg(target_os = "linux")]
+async fn send_region(stream: &TcpStream, region: &FileRegion) -> io::Result<()> {
+    let mut offset = region.position;
+    let end = region.position + region.len;
+    while offset < end {
+        let count = usize::try_from(end - offset).unwrap_or(usize::MAX);
+        stream.writable().await?;
+        match stream.try_io(Interest::WRITABLE, || {
+            rustix::fs::sendfile(stream, &*region.file, Some(&mut offset), count)
+                .map_err(io::Error::from)
+        }) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the log file ends at {offset}, before the {} bytes being fetched \
+                         from {} (truncated under the fetch)",
+                        region.len, region.position
+                    ),
+                ))
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Without `sendfile`: the region read into memory, then written.
+#[cfg(not(target_os = "linux"))]
+async fn send_region(stream: &TcpStream, region: &FileRegion) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; region.len as usize];
+    region.file.read_exact_at(&mut buf, region.position)?;
+    let mut rest = &buf[..];
+    while !rest.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The error response for a request that did not decode, when one is

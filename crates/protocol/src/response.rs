@@ -1,8 +1,11 @@
 //! Encoding responses: size prefix, response header, body.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes};
 use kafka_protocol::messages::*;
+use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::Encodable;
+
+use crate::zero_copy::{EncodedResponse, FileRegions, SplicingBuf};
 
 macro_rules! responses {
     ($($variant:ident($ty:ty)),* $(,)?) => {
@@ -19,7 +22,7 @@ macro_rules! responses {
                 }
             }
 
-            fn encode_body(&self, buf: &mut BytesMut, version: i16) -> anyhow::Result<()> {
+            fn encode_body<B: ByteBufMut>(&self, buf: &mut B, version: i16) -> anyhow::Result<()> {
                 match self {
                     $(Response::$variant(r) => r.encode(buf, version),)*
                 }
@@ -172,17 +175,33 @@ pub fn encode_response(
     version: i16,
     response: &Response,
 ) -> anyhow::Result<Bytes> {
+    let encoded =
+        encode_response_with_regions(correlation_id, version, response, &FileRegions::default())?;
+    Ok(encoded.inline)
+}
+
+/// Encodes a response whose records are (partly) the file regions of
+/// `regions`, registered by the handler that built it (see
+/// [`crate::zero_copy`]).
+pub fn encode_response_with_regions(
+    correlation_id: i32,
+    version: i16,
+    response: &Response,
+    regions: &FileRegions,
+) -> anyhow::Result<EncodedResponse> {
     let header_version = response.api_key().response_header_version(version);
-    let mut buf = BytesMut::with_capacity(256);
+    let mut buf = SplicingBuf::new(256, regions);
     buf.put_i32(0);
     ResponseHeader::default()
         .with_correlation_id(correlation_id)
         .encode(&mut buf, header_version)?;
     response.encode_body(&mut buf, version)?;
-    let size = i32::try_from(buf.len() - 4)
-        .map_err(|_| anyhow::anyhow!("response of {} bytes is too large", buf.len()))?;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    Ok(buf.freeze())
+    let size = i32::try_from(buf.logical_len() - 4).map_err(|_| {
+        anyhow::anyhow!("response of {} bytes is too large", buf.logical_len())
+    })?;
+    buf.inline_mut()[..4].copy_from_slice(&size.to_be_bytes());
+    buf.finish()
+        .map_err(|e| anyhow::anyhow!("cannot place the records of the response: {e}"))
 }
 
 #[cfg(test)]

@@ -13,7 +13,8 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
-use riffle_log::TopicPartition;
+use riffle_log::{FileSlice, TopicPartition};
+use riffle_protocol::zero_copy::{FileRegion, FileRegions};
 use uuid::Uuid;
 
 use crate::broker::Broker;
@@ -44,17 +45,43 @@ fn partition_error(partition: i32, code: ResponseError) -> PartitionData {
         .with_records(Some(Bytes::new()))
 }
 
-/// One pass over every requested partition. Returns the partition answers
-/// and the number of record bytes in them.
+/// The records of one partition's answer: a placeholder for the file
+/// region that holds them (sent with `sendfile` when the response is
+/// written), or, when a region does not fit the placeholder space, the
+/// bytes read into memory.
+fn records_of(
+    slice: Option<FileSlice>,
+    regions: &mut FileRegions,
+) -> Result<Bytes, PartitionError> {
+    let Some(slice) = slice else {
+        return Ok(Bytes::new());
+    };
+    let region = FileRegion {
+        file: slice.file.clone(),
+        position: slice.position,
+        len: slice.len,
+    };
+    if let Some(placeholder) = regions.placeholder(region) {
+        return Ok(placeholder);
+    }
+    slice.read_to_vec().map(Bytes::from).map_err(|e| {
+        PartitionError::with_message(ResponseError::KafkaStorageError, e.to_string())
+    })
+}
+
+/// One pass over every requested partition. Returns the partition answers,
+/// the file regions their records are in, the number of record bytes, and
+/// whether any partition failed.
 fn read_all(
     broker: &Broker,
     wanted: &[Wanted],
     max_bytes: i32,
     read_committed: bool,
-) -> (Vec<PartitionData>, usize, bool) {
+) -> (Vec<PartitionData>, FileRegions, usize, bool) {
     let mut total = 0usize;
     let mut any_error = false;
     let limit = max_bytes.max(0) as usize;
+    let mut regions = FileRegions::default();
     let mut out = Vec::with_capacity(wanted.len());
     for w in wanted {
         let Some(tp) = &w.tp else {
@@ -79,19 +106,21 @@ fn read_all(
         let budget = (limit.saturating_sub(total)).min(w.max_bytes.max(0) as usize) as u64;
         let min_one = total == 0;
         let result = epoch_check.and_then(|()| {
-            broker
+            let mut r = broker
                 .replicas
-                .read_isolated(tp, w.fetch_offset, budget, min_one, read_committed)
+                .read_slice(tp, w.fetch_offset, budget, min_one, read_committed)?;
+            let records = records_of(r.slice.take(), &mut regions)?;
+            Ok((r, records))
         });
         match result {
-            Ok(r) => {
-                total += r.records.len();
+            Ok((r, records)) => {
+                total += records.len();
                 let mut p = PartitionData::default()
                     .with_partition_index(w.partition)
                     .with_high_watermark(r.high_watermark)
                     .with_last_stable_offset(r.last_stable_offset)
                     .with_log_start_offset(r.log_start_offset)
-                    .with_records(Some(r.records));
+                    .with_records(Some(records));
                 // KIP-98: read_committed answers list the aborted
                 // transactions (possibly none); read_uncommitted ones null.
                 p.aborted_transactions = r.aborted.map(|aborted| {
@@ -120,16 +149,24 @@ fn read_all(
             }
         }
     }
-    (out, total, any_error)
+    (out, regions, total, any_error)
 }
 
-pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchResponse {
+/// Answers a fetch. The records in the response are placeholders for the
+/// returned file regions (see `riffle_protocol::zero_copy`): the response
+/// must be encoded with them.
+pub async fn handle(
+    broker: &Broker,
+    req: FetchRequest,
+    version: i16,
+) -> (FetchResponse, FileRegions) {
     // An incremental fetch needs a session Riffle never handed out; epoch
     // -1 with a session id is a full fetch that closes the session.
     if version >= 7 && req.session_id != 0 && req.session_epoch != -1 {
-        return FetchResponse::default()
+        let resp = FetchResponse::default()
             .with_error_code(ResponseError::FetchSessionIdNotFound.code())
             .with_session_id(0);
+        return (resp, FileRegions::default());
     }
     let image = broker.image();
     let mut topics: Vec<(String, Uuid)> = Vec::with_capacity(req.topics.len());
@@ -176,16 +213,17 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     let deadline = tokio::time::Instant::now() + wait;
     let mut appends = broker.replicas.appends();
     let mut shutdown = broker.shutdown_signal();
-    let partitions = loop {
+    let (partitions, regions) = loop {
         appends.borrow_and_update();
-        let (parts, bytes, any_error) = read_all(broker, &wanted, max_bytes, read_committed);
+        let (parts, regions, bytes, any_error) =
+            read_all(broker, &wanted, max_bytes, read_committed);
         if bytes >= min_bytes
             || any_error
             || wanted.is_empty()
             || *shutdown.borrow()
             || tokio::time::Instant::now() >= deadline
         {
-            break parts;
+            break (parts, regions);
         }
         // Woken by an append, the deadline, or shutdown (which answers at
         // once with what there is, as Kafka completes delayed fetches).
@@ -197,7 +235,8 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
             }
             _ = shutdown.wait_for(|s| *s) => {}
         }
-        break read_all(broker, &wanted, max_bytes, read_committed).0;
+        let (parts, regions, _, _) = read_all(broker, &wanted, max_bytes, read_committed);
+        break (parts, regions);
     };
     let mut responses: Vec<FetchableTopicResponse> = topics
         .iter()
@@ -218,5 +257,5 @@ pub async fn handle(broker: &Broker, req: FetchRequest, version: i16) -> FetchRe
     if version >= 7 {
         resp.session_id = 0;
     }
-    resp
+    (resp, regions)
 }

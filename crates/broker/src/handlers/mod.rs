@@ -22,6 +22,7 @@ use kafka_protocol::messages::*;
 use riffle_protocol::request::{Request, RequestFrame};
 use riffle_protocol::response::Response;
 use riffle_protocol::versions::ApiRange;
+use riffle_protocol::zero_copy::FileRegions;
 use riffle_protocol::SUPPORTED_APIS;
 
 use crate::broker::Broker;
@@ -40,21 +41,28 @@ pub struct ConnContext {
 /// writes and reports.
 pub const METADATA_VERSION_FEATURE: &str = "metadata.version";
 
-/// Handles one request.
+/// Handles a request on a broker listener: `Ok(None)` when there is no
+/// response (acks=0), `Err` to close the connection. A fetch response comes
+/// with the file regions its records are in, which its encoding needs.
 pub async fn handle(
     broker: &Broker,
     ctx: &ConnContext,
     frame: RequestFrame,
-) -> Result<Option<Response>, String> {
+) -> Result<Option<(Response, FileRegions)>, String> {
     let version = frame.version();
-    Ok(Some(match frame.body {
+    let mut regions = FileRegions::default();
+    let response = match frame.body {
         Request::ApiVersions(_) => Response::ApiVersions(api_versions(broker, ctx, version)),
         Request::Metadata(r) => Response::Metadata(metadata::handle(broker, ctx, r, version).await),
         Request::Produce(r) => match produce::handle(broker, r, version).await? {
             Some(r) => Response::Produce(r),
             None => return Ok(None),
         },
-        Request::Fetch(r) => Response::Fetch(fetch::handle(broker, r, version).await),
+        Request::Fetch(r) => {
+            let (response, file_regions) = fetch::handle(broker, r, version).await;
+            regions = file_regions;
+            Response::Fetch(response)
+        }
         Request::ListOffsets(r) => Response::ListOffsets(offsets::list_offsets(broker, r, version)),
         Request::DeleteRecords(r) => Response::DeleteRecords(offsets::delete_records(broker, r)),
         Request::OffsetForLeaderEpoch(r) => {
@@ -139,7 +147,8 @@ pub async fn handle(
                 frame.api_key, ctx.listener
             ))
         }
-    }))
+    };
+    Ok(Some((response, regions)))
 }
 
 /// The ApiVersions body listing every served API.
