@@ -196,9 +196,8 @@ pub fn encode_response_with_regions(
         .with_correlation_id(correlation_id)
         .encode(&mut buf, header_version)?;
     response.encode_body(&mut buf, version)?;
-    let size = i32::try_from(buf.logical_len() - 4).map_err(|_| {
-        anyhow::anyhow!("response of {} bytes is too large", buf.logical_len())
-    })?;
+    let size = i32::try_from(buf.logical_len() - 4)
+        .map_err(|_| anyhow::anyhow!("response of {} bytes is too large", buf.logical_len()))?;
     buf.inline_mut()[..4].copy_from_slice(&size.to_be_bytes());
     buf.finish()
         .map_err(|e| anyhow::anyhow!("cannot place the records of the response: {e}"))

@@ -64,9 +64,10 @@ fn records_of(
     if let Some(placeholder) = regions.placeholder(region) {
         return Ok(placeholder);
     }
-    slice.read_to_vec().map(Bytes::from).map_err(|e| {
-        PartitionError::with_message(ResponseError::KafkaStorageError, e.to_string())
-    })
+    slice
+        .read_to_vec()
+        .map(Bytes::from)
+        .map_err(|e| PartitionError::with_message(ResponseError::KafkaStorageError, e.to_string()))
 }
 
 /// One pass over every requested partition. Returns the partition answers,
@@ -106,9 +107,10 @@ fn read_all(
         let budget = (limit.saturating_sub(total)).min(w.max_bytes.max(0) as usize) as u64;
         let min_one = total == 0;
         let result = epoch_check.and_then(|()| {
-            let mut r = broker
-                .replicas
-                .read_slice(tp, w.fetch_offset, budget, min_one, read_committed)?;
+            let mut r =
+                broker
+                    .replicas
+                    .read_slice(tp, w.fetch_offset, budget, min_one, read_committed)?;
             let records = records_of(r.slice.take(), &mut regions)?;
             Ok((r, records))
         });
