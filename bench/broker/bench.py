@@ -23,7 +23,8 @@ Groups:
   rdkafka_performance -l; the consumer records each record's end-to-end
   latency (producer wall clock in the payload to consumer wall clock). The
   rates: 10,000 records/s at linger.ms=0, and half the maximum this
-  producer reaches unthrottled (measured in the run) at linger.ms=5.
+  producer reaches while pacing itself (measured in the run) at
+  linger.ms=5.
 - ceilings: sequential 1 MiB writes to a file in the bench directory,
   without and with fdatasync after each write.
 - the broker's RSS at idle (before any load, and after it) and its peak
@@ -94,6 +95,28 @@ def settle_disk():
     clock, so that each run starts from the same state instead of paying
     for the write-back of the runs before it."""
     os.sync()
+
+
+def warm_memory(directory, nbytes):
+    """Writes `nbytes` to a scratch file and deletes it, outside the clock.
+
+    This VM backs guest memory lazily: pages the guest has not touched for
+    a while cost a trip to the hypervisor when touched again, which showed
+    as the broker's kernel time for page-cache writes (copy_folio_from_iter
+    in perf) going from 0.6 to 2.6 CPU s/GB on the first 1 KiB produce row
+    after the smaller 100 B rows, and as consume runs slowing 4-fold in a
+    row. Freshly freed pages are warm: after this, a run that needs up to
+    `nbytes` of new memory (page cache, or the client's buffers) starts
+    from the state it would have on a machine with real memory."""
+    path = os.path.join(directory, "warm-memory")
+    chunk = b"\0" * (1 << 20)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for _ in range(max(1, nbytes >> 20)):
+            os.write(fd, chunk)
+    finally:
+        os.close(fd)
+        os.unlink(path)
 
 
 # ---------------------------------------------------------------------------
@@ -422,26 +445,25 @@ class Bench:
     # -- disk
 
     def disk_write(self, total, sync):
-        """Two passes, each to a new file deleted after it; the second is
-        timed. The first takes the page reclaim that whatever ran before
-        left to do, as the produce runs' own first writes do; without it
-        this ceiling swings from below Riffle's produce rate to 4 GB/s."""
+        """One pass to a new file, deleted after it, after `warm_memory` of
+        the same size (as before every produce run); without it this
+        ceiling swung from 0.5 to 4.6 GB/s in one run."""
         path = os.path.join(self.root, "disk-ceiling")
         buf = os.urandom(1 << 20)
-        for timed in (False, True):
-            settle_disk()
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                start = time.perf_counter()
-                written = 0
-                while written < total:
-                    written += os.write(fd, buf)
-                    if sync:
-                        os.fdatasync(fd)
-                elapsed = time.perf_counter() - start
-            finally:
-                os.close(fd)
-                os.unlink(path)
+        settle_disk()
+        warm_memory(self.root, total)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            start = time.perf_counter()
+            written = 0
+            while written < total:
+                written += os.write(fd, buf)
+                if sync:
+                    os.fdatasync(fd)
+            elapsed = time.perf_counter() - start
+        finally:
+            os.close(fd)
+            os.unlink(path)
         return {"bytes": written, "seconds": elapsed, "mb_per_s": written / elapsed / 1e6}
 
     # -- the run
@@ -481,6 +503,7 @@ class Bench:
                 for side in sides:
                     self.tick(f"produce {name} · {side} · run {rep + 1}/{o.runs}")
                     settle_disk()
+                    warm_memory(self.root, int(count * w["size"] * 1.1))
                     res = self.produce_mock(w, count) if side == "mock" else self.produce_riffle(w, count)
                     produce[i][side].append(res)
                     self.raw.append({"group": "produce", "workload": w, "side": side, "run": rep + 1, **res})
@@ -508,6 +531,7 @@ class Bench:
             for rep in range(o.runs):
                 for side in (["loopback", "riffle"] if rep % 2 == 0 else ["riffle", "loopback"]):
                     self.tick(f"consume 1 KiB, caught-up topic · {side} · run {rep + 1}/{o.runs}")
+                    warm_memory(self.root, count * 1024)
                     res = self.loopback(files) if side == "loopback" else self.consume_riffle(topic, count)
                     consume[side].append(res)
                     self.raw.append({"group": "consume", "side": side, "run": rep + 1, **res})
@@ -536,23 +560,27 @@ class Bench:
         self.build_rows(workloads, produce, consume, latency, disk, half_rate)
 
     def half_rate(self):
-        """Half the rate rdkafka_performance's latency mode (-l: a
-        timestamp written into every record, linger.ms=5, acks=all)
-        reaches against Riffle unthrottled, measured now. The throughput
-        runs' maximum is out of this producer's reach: at half of it the
-        producer's own queue fills and its waits would be measured."""
-        progress("measuring the latency producer's maximum (1 KiB, acks=all, linger.ms=5, unthrottled)")
-        topic = self.topic("latency-max")
-        self.broker.create_topic(topic, 1)
-        count = self.count_for(1024) // 2
-        out = run_perf(
-            [self.perf, "-P", "-t", topic, "-p", "0", "-s", "1024", "-a", "-1", "-l", "-c", str(count), "-q", "-X", "linger.ms=5", "-b", self.broker.bootstrap],
-            300, "latency producer maximum",
-        )
-        rate = parse_produced(out, "latency producer maximum", count)["records_per_s"]
-        self.broker.delete_topic(topic)
+        """Half the most rdkafka_performance's latency mode sends to Riffle
+        while pacing itself (-l, -r, 1 KiB, acks=all, linger.ms=5),
+        measured now: first unthrottled, then paced at that rate, and the
+        rate reached paced is the maximum. The throughput runs' maximum is
+        out of its reach: it formats a timestamp into every record, copies
+        it, and when pacing polls after every record (spinning a core). At
+        half of a rate it cannot reach, its own queue would be measured."""
+        progress("measuring the latency producer's maximum (1 KiB, acks=all, linger.ms=5)")
+        rate = None
+        for paced in (False, True):
+            topic = self.topic("latency-max")
+            self.broker.create_topic(topic, 1)
+            count = self.count_for(1024) // 2 if rate is None else max(1000, int(rate * 2))
+            args = [self.perf, "-P", "-t", topic, "-p", "0", "-s", "1024", "-a", "-1", "-l", "-c", str(count), "-q", "-X", "linger.ms=5", "-b", self.broker.bootstrap]
+            if paced:
+                args += ["-r", str(int(rate))]
+            out = run_perf(args, 300, "latency producer maximum")
+            rate = parse_produced(out, "latency producer maximum", count)["records_per_s"]
+            self.broker.delete_topic(topic)
+            progress(f"    {'paced' if paced else 'unthrottled'}: {rate:,.0f} rec/s")
         self.latency_max = rate
-        progress(f"    {rate:,.0f} rec/s")
         return max(1000, int(rate / 2 / 1000) * 1000)
 
     # -- results
