@@ -1873,7 +1873,8 @@ impl GroupCoordinator {
                 materialized += group.offsets.complete(producer_id, commit);
             }
         }
-        info!(
+        // Once per transaction that committed offsets: debug, not info.
+        debug!(
             partition,
             producer_id,
             commit,
