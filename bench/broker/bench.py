@@ -796,6 +796,8 @@ def main():
     print()
     print(render_table(bench))
     print()
+    if o.quick:
+        print("targets (meaningless with --quick: a tenth of the data, one run):")
     for t in targets:
         v = t["value"]
         print(f"{'ok  ' if t['ok'] else 'MISS'} {t['target']}: {v:.2f}")
