@@ -255,30 +255,34 @@ def run_perf(args, timeout_s, what):
     return r.stdout + r.stderr
 
 
-def parse_produced(out, what, expected):
+def final_line(pattern, out, what):
+    """The groups of the last line of `out` that `pattern` matches: the
+    tool's summary, printed at exit."""
     m = None
-    for m in PRODUCED.finditer(out):
+    for m in pattern.finditer(out):
         pass
     if not m:
         raise BenchError(f"{what}: no final line in rdkafka_performance's output: {out[-2000:]}")
-    msgs, nbytes, delivered, failed, ms = (int(x) for x in m.groups())
-    if failed or delivered != expected:
-        raise BenchError(f"{what}: {delivered} of {expected} delivered, {failed} failed: {out[-2000:]}")
+    return [int(x) for x in m.groups()]
+
+
+def rates(msgs, nbytes, ms):
     secs = max(ms, 1) / 1000.0
     return {"records": msgs, "bytes": nbytes, "seconds": secs, "records_per_s": msgs / secs, "mb_per_s": nbytes / secs / 1e6}
+
+
+def parse_produced(out, what, expected):
+    msgs, nbytes, delivered, failed, ms = final_line(PRODUCED, out, what)
+    if failed or delivered != expected:
+        raise BenchError(f"{what}: {delivered} of {expected} delivered, {failed} failed: {out[-2000:]}")
+    return rates(msgs, nbytes, ms)
 
 
 def parse_consumed(out, what, expected):
-    m = None
-    for m in CONSUMED.finditer(out):
-        pass
-    if not m:
-        raise BenchError(f"{what}: no final line in rdkafka_performance's output: {out[-2000:]}")
-    msgs, nbytes, ms = (int(x) for x in m.groups())
+    msgs, nbytes, ms = final_line(CONSUMED, out, what)
     if msgs != expected:
         raise BenchError(f"{what}: consumed {msgs} of {expected}: {out[-2000:]}")
-    secs = max(ms, 1) / 1000.0
-    return {"records": msgs, "bytes": nbytes, "seconds": secs, "records_per_s": msgs / secs, "mb_per_s": nbytes / secs / 1e6}
+    return rates(msgs, nbytes, ms)
 
 
 # ---------------------------------------------------------------------------
