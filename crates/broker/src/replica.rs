@@ -81,6 +81,15 @@ pub struct ReadResult {
     pub aborted: Option<Vec<AbortedTxn>>,
 }
 
+/// Copies a slice of a segment file into memory; a failed or short read is
+/// KAFKA_STORAGE_ERROR.
+pub fn slice_bytes(slice: &FileSlice) -> Result<Bytes, PartitionError> {
+    slice
+        .read_to_vec()
+        .map(Bytes::from)
+        .map_err(|e| PartitionError::with_message(ResponseError::KafkaStorageError, e.to_string()))
+}
+
 /// A read that leaves the records in their segment file.
 #[derive(Debug)]
 pub struct SliceRead {
@@ -469,9 +478,7 @@ impl ReplicaManager {
     ) -> Result<ReadResult, PartitionError> {
         let r = self.read_slice(tp, offset, max_bytes, min_one, read_committed)?;
         let records = match r.slice {
-            Some(slice) => Bytes::from(slice.read_to_vec().map_err(|e| {
-                PartitionError::with_message(ResponseError::KafkaStorageError, e.to_string())
-            })?),
+            Some(slice) => slice_bytes(&slice)?,
             None => Bytes::new(),
         };
         Ok(ReadResult {

@@ -18,7 +18,7 @@ use riffle_protocol::zero_copy::{FileRegion, FileRegions};
 use uuid::Uuid;
 
 use crate::broker::Broker;
-use crate::replica::PartitionError;
+use crate::replica::{slice_bytes, PartitionError};
 use crate::util::sb;
 
 /// The most a fetch waits, whatever the client asks.
@@ -61,13 +61,10 @@ fn records_of(
         position: slice.position,
         len: slice.len,
     };
-    if let Some(placeholder) = regions.placeholder(region) {
-        return Ok(placeholder);
+    match regions.placeholder(region) {
+        Some(placeholder) => Ok(placeholder),
+        None => slice_bytes(&slice),
     }
-    slice
-        .read_to_vec()
-        .map(Bytes::from)
-        .map_err(|e| PartitionError::with_message(ResponseError::KafkaStorageError, e.to_string()))
 }
 
 /// One pass over every requested partition. Returns the partition answers,
